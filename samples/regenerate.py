@@ -1,0 +1,63 @@
+"""Regenerate the golden .vtk files from the sample images with the shipped model.
+
+    python samples/regenerate.py
+
+Each golden ``NAME.vtk`` has ``NAME.tokens.json`` beside it: the model id, the image
+size, the per-tile token counts and the tokens. tests/test_golden.py checks both
+directions byte for byte (tokens -> bytes and bytes -> tokens). Run this only when
+the shipped model or the format changes, and commit the results together.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import vtcodec
+from vtcodec.codec import TokenImage, pack_tokens, read_tokens, tokenize
+from vtcodec.entropy import Coder
+from vtcodec.imageio import open_image
+from vtcodec.tiling import TileGrid
+
+HERE = Path(__file__).resolve().parent
+
+
+def write_golden(name: str, tokens: TokenImage, counts: np.ndarray, model) -> Coder:
+    data = pack_tokens(tokens, counts, model)
+    stream = read_tokens(data, model)
+    (HERE / f"{name}.vtk").write_bytes(data)
+    record = {
+        "model_id": model.model_id.hex(),
+        "width": tokens.grid.width,
+        "height": tokens.grid.height,
+        "counts": counts.tolist(),
+        "tokens": [row[:c].tolist() for row, c in zip(stream.ids, counts, strict=True)],
+        "coder": stream.header.coder.name.lower(),
+    }
+    (HERE / f"{name}.tokens.json").write_text(json.dumps(record) + "\n")
+    print(f"{name}.vtk: {len(data)} bytes, coder {record['coder']}")
+    return stream.header.coder
+
+
+def main() -> None:
+    model = vtcodec.load_model()
+    parrots = tokenize(open_image(HERE / "parrots.png"), model)
+    write_golden("parrots-t16", parrots, np.full(parrots.grid.count, 16), model)
+
+    lighthouse = tokenize(open_image(HERE / "lighthouse.png"), model)
+    k = model.config.max_tokens
+    mixed = np.array([(0, 1, 7, 32, k, 64)[i % 6] for i in range(lighthouse.grid.count)])
+    write_golden("lighthouse-mixed", lighthouse, mixed, model)
+
+    # Uniformly random tokens cost more under the prior than raw packing: the raw coder's golden.
+    rng = np.random.default_rng(7)
+    grid = TileGrid(20, 10, model.config.tile_size)
+    noise = TokenImage(grid, rng.integers(0, model.codebook_size, (grid.count, k)))
+    coder = write_golden("noise-raw", noise, np.full(grid.count, 24), model)
+    assert coder == Coder.RAW, "expected the raw coder for uniformly random tokens"
+
+
+if __name__ == "__main__":
+    main()

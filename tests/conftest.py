@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny randomly initialized model file, and the sample images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vtcodec.models import TokenizerConfig, build_model
+from vtcodec.prior import TokenPrior
+from vtcodec.zoo import load_model, save_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+SHARED = ROOT.parent / "shared" / "data"
+
+TINY_CONFIG = TokenizerConfig(tile_size=32, max_tokens=8, channels=(8, 8, 8, 8), fsq_levels=(5, 3))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random model whose prior is fitted on its own tokens of random tiles."""
+    torch.manual_seed(0)
+    model = build_model(TINY_CONFIG).eval()
+    tiles = torch.rand(64, 3, 32, 32)
+    prior = TokenPrior.fit(model.encode(tiles).numpy(), model.codebook_size)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(model, prior, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path: Path):
+    return load_model(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def sample_paths() -> list[Path]:
+    return sorted(SAMPLES.glob("*.png"))
+
+
+def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (max(1, height // 8 + 1), max(1, width // 8 + 1), 3), dtype=np.uint8)
+    return Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR)

@@ -1,0 +1,179 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vtcodec import cli
+
+from .conftest import ROOT, random_image
+
+
+def run(args, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["vtcodec", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "pic.png"
+    random_image(70, 40).save(path)
+    return path
+
+
+@pytest.fixture
+def cli_run(capsys, monkeypatch):
+    return lambda *args: run(args, capsys, monkeypatch)
+
+
+def assert_one_line_error(code, err):
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_encode_decode_info(cli_run, image_file, tiny_model_path):
+    code, _, err = cli_run("encode", image_file, "--tokens", 4, "--model", tiny_model_path)
+    assert code == 0, err
+    vtk = image_file.with_suffix(".vtk")
+    assert vtk.exists()
+    code, out, err = cli_run("info", vtk, "--json", "--model", tiny_model_path)
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["width"] == 70 and info["height"] == 40
+    assert info["bytes"] == vtk.stat().st_size
+    assert info["bpp"] == pytest.approx(8 * vtk.stat().st_size / (70 * 40))
+    assert info["tokens_per_tile"] == [4] * 6
+    assert info["tile_size"] == 32
+    assert info["codebook_size"] == 15
+    assert info["coder"] in ("range", "raw")
+    assert len(info["model_id"]) == 16
+    assert info["format_version"] == 1
+    code, out, _ = cli_run("info", vtk, "--model", tiny_model_path)
+    assert code == 0 and "70x40" in out and "bpp" in out
+    code, _, err = cli_run("decode", vtk, "--model", tiny_model_path)
+    assert code == 0, err
+    from PIL import Image
+
+    assert Image.open(image_file.with_name("pic.decoded.png")).size == (70, 40)
+
+
+def test_outputs_are_not_overwritten_without_force(cli_run, image_file, tiny_model_path, tmp_path):
+    out = tmp_path / "x.vtk"
+    out.write_bytes(b"precious")
+    code, _, err = cli_run("encode", image_file, "-o", out, "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    assert "--force" in err
+    assert out.read_bytes() == b"precious"
+    code, _, err = cli_run("encode", image_file, "-o", out, "--force", "--model", tiny_model_path)
+    assert code == 0, err
+    assert out.read_bytes()[:3] == b"VTK"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_decode_preview_tokens(cli_run, image_file, tiny_model_path, tmp_path):
+    vtk = tmp_path / "a.vtk"
+    assert cli_run("encode", image_file, "-o", vtk, "-t", 8, "--model", tiny_model_path)[0] == 0
+    code, _, err = cli_run("decode", vtk, "-o", tmp_path / "p.png", "--tokens", 2, "--model", tiny_model_path)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "not_image",
+        "directory",
+        "truncated",
+        "corrupt",
+        "unknown_model",
+        "version",
+        "bad_option",
+        "negative_tokens",
+        "too_many_tokens",
+        "bad_suffix",
+    ],
+)
+def test_errors_are_one_line(case, cli_run, image_file, tiny_model_path, tmp_path):
+    vtk = tmp_path / "a.vtk"
+    assert cli_run("encode", image_file, "-o", vtk, "--model", tiny_model_path, "-t", 4)[0] == 0
+    data = vtk.read_bytes()
+    model = ["--model", tiny_model_path]
+    if case == "missing":
+        result = cli_run("encode", tmp_path / "nope.png", *model)
+    elif case == "not_image":
+        (tmp_path / "text.png").write_text("hello")
+        result = cli_run("encode", tmp_path / "text.png", *model)
+    elif case == "directory":
+        result = cli_run("encode", tmp_path, *model)
+    elif case == "truncated":
+        vtk.write_bytes(data[:-7])
+        result = cli_run("decode", vtk, *model)
+    elif case == "corrupt":
+        vtk.write_bytes(data[:20] + bytes([data[20] ^ 0x10]) + data[21:])
+        result = cli_run("decode", vtk, *model)
+    elif case == "unknown_model":
+        result = cli_run("decode", vtk)
+    elif case == "version":
+        vtk.write_bytes(data[:3] + b"\x07" + data[4:])
+        result = cli_run("decode", vtk, *model)
+    elif case == "bad_option":
+        result = cli_run("encode", image_file, "--quality", 3)
+    elif case == "negative_tokens":
+        result = cli_run("encode", image_file, "--tokens", -3, *model)
+    elif case == "too_many_tokens":
+        result = cli_run("encode", image_file, "--tokens", 9, "-f", *model)
+    elif case == "bad_suffix":
+        result = cli_run("decode", vtk, "-o", tmp_path / "out.xyz", *model)
+    code, _, err = result
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "a.decoded.png").exists()
+
+
+def test_console_script_entry_point(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "vtcodec", "decode", str(tmp_path / "missing.vtk")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [f"vtcodec: error: {tmp_path / 'missing.vtk'}: no such file"]
+
+
+def test_encode_targets_and_truncate(cli_run, image_file, tiny_model_path, tmp_path):
+    model = ["--model", tiny_model_path]
+    small = tmp_path / "b.vtk"
+    code, _, err = cli_run("encode", image_file, "-o", small, "--bytes", 90, *model)
+    assert code == 0, err
+    assert small.stat().st_size <= 90
+    code, _, err = cli_run("encode", image_file, "-o", tmp_path / "p.vtk", "--psnr", 99, *model)
+    assert code == 0 and "warning" in err and "out of reach" in err
+    full = tmp_path / "full.vtk"
+    assert cli_run("encode", image_file, "-o", full, "-t", 8, *model)[0] == 0
+    code, _, err = cli_run("truncate", full, "-o", tmp_path / "t.vtk", "--bytes", 60, *model)
+    assert code == 0, err
+    assert (tmp_path / "t.vtk").stat().st_size <= 60
+    code, _, err = cli_run("truncate", full, "-o", tmp_path / "t2.vtk", "--tokens", 2, *model)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--tokens", "3", "--bytes", "100"], ["--bpp", "0.1", "--psnr", "30"], ["--bytes", "3"]],
+)
+def test_bad_target_combinations(cli_run, image_file, tiny_model_path, tmp_path, args):
+    code, _, err = cli_run("encode", image_file, "-o", tmp_path / "x.vtk", *args, "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "x.vtk").exists()
+
+
+def test_truncate_needs_exactly_one_target(cli_run, image_file, tiny_model_path, tmp_path):
+    vtk = tmp_path / "a.vtk"
+    assert cli_run("encode", image_file, "-o", vtk, "--model", tiny_model_path)[0] == 0
+    code, _, err = cli_run("truncate", vtk, "-o", tmp_path / "t.vtk", "--model", tiny_model_path)
+    assert_one_line_error(code, err)

@@ -1,0 +1,68 @@
+"""Golden files pin the bitstream: tokens -> bytes and bytes -> tokens, byte for byte."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import vtcodec
+from vtcodec.codec import TokenImage, pack_tokens, read_tokens
+from vtcodec.tiling import TileGrid
+
+from .conftest import ROOT, SAMPLES
+
+GOLDEN = sorted(p.with_suffix("").with_suffix("") for p in SAMPLES.glob("*.tokens.json"))
+
+
+def load(stem):
+    record = json.loads(stem.with_suffix(".tokens.json").read_text())
+    data = stem.with_suffix(".vtk").read_bytes()
+    return record, data
+
+
+def test_golden_files_exist():
+    assert {p.name for p in GOLDEN} >= {"parrots-t16", "lighthouse-mixed", "noise-raw"}
+
+
+@pytest.mark.parametrize("stem", GOLDEN, ids=lambda p: p.name)
+def test_bytes_to_tokens(stem):
+    record, data = load(stem)
+    stream = read_tokens(data)
+    assert stream.header.model_id.hex() == record["model_id"]
+    assert (stream.header.width, stream.header.height) == (record["width"], record["height"])
+    assert stream.header.token_counts.tolist() == record["counts"]
+    assert stream.header.coder.name.lower() == record["coder"]
+    for row, count, expected in zip(stream.ids, record["counts"], record["tokens"], strict=True):
+        assert row[:count].tolist() == expected
+
+
+@pytest.mark.parametrize("stem", GOLDEN, ids=lambda p: p.name)
+def test_tokens_to_bytes(stem):
+    record, data = load(stem)
+    model = vtcodec.load_model()
+    grid = TileGrid(record["width"], record["height"], model.config.tile_size)
+    ids = np.zeros((grid.count, model.config.max_tokens), dtype=np.int64)
+    for i, tokens in enumerate(record["tokens"]):
+        ids[i, : len(tokens)] = tokens
+    assert pack_tokens(TokenImage(grid, ids), np.array(record["counts"]), model) == data
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decoded_tokens_do_not_depend_on_torch_threads(threads):
+    code = (
+        "import sys, torch, json, vtcodec; torch.set_num_threads(int(sys.argv[1])); "
+        "s = vtcodec.read_tokens(open(sys.argv[2], 'rb').read()); "
+        "print(json.dumps([r[:c].tolist() for r, c in zip(s.ids, s.header.token_counts)]))"
+    )
+    stem = SAMPLES / "lighthouse-mixed"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(threads), str(stem.with_suffix(".vtk"))],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert json.loads(out.stdout) == load(stem)[0]["tokens"]

@@ -1,0 +1,122 @@
+"""Byte budgets, PSNR targets, RD allocation, truncation and the Pillow plugin (tiny model)."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vtcodec
+from vtcodec.codec import read_tokens, smallest_file_bytes, tokenize
+from vtcodec.errors import InputError
+from vtcodec.tiling import TileGrid
+
+from .conftest import random_image
+
+
+def psnr(a, b):
+    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
+    return 10 * np.log10(255**2 / mse)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (32, 32), (75, 40), (130, 64), (40, 129)])
+def test_byte_budget_is_never_exceeded(tiny_model, size):
+    image = random_image(*size, seed=size[0])
+    floor = smallest_file_bytes(TileGrid(*size, 32), tiny_model)
+    full = len(vtcodec.compress(image, tokens=8, model=tiny_model))
+    for budget in sorted({floor, floor + 3, (floor + full) // 2, full, full + 50}):
+        result = vtcodec.encode(image, max_bytes=budget, model=tiny_model)
+        assert len(result.data) <= budget
+        if result.counts.min() < 8:
+            assert len(result.data) >= budget - 4  # one more token would not have fitted
+        assert vtcodec.decompress(result.data, model=tiny_model).size == size
+
+
+def test_budget_below_the_floor_is_an_error(tiny_model):
+    with pytest.raises(InputError, match="smallest possible file"):
+        vtcodec.compress(random_image(64, 64), max_bytes=5, model=tiny_model)
+
+
+def test_bpp_is_a_byte_budget(tiny_model):
+    image = random_image(64, 64, seed=9)
+    a = vtcodec.compress(image, bpp=0.5, model=tiny_model)
+    b = vtcodec.compress(image, max_bytes=int(0.5 * 64 * 64 / 8), model=tiny_model)
+    assert a == b
+
+
+def test_rd_allocation_beats_uniform_at_equal_bytes(tiny_model):
+    # One flat half and one busy half: the busy tiles deserve the tokens.
+    rng = np.random.default_rng(0)
+    pixels = np.full((64, 128, 3), 128, dtype=np.uint8)
+    pixels[:, 64:] = rng.integers(0, 256, (64, 64, 3))
+    uniform = vtcodec.compress(pixels, tokens=4, model=tiny_model)
+    rd = vtcodec.encode(pixels, max_bytes=len(uniform), model=tiny_model)
+    assert len(rd.data) <= len(uniform)
+    uniform_psnr = psnr(pixels, vtcodec.decompress(uniform, model=tiny_model))
+    rd_psnr = psnr(pixels, vtcodec.decompress(rd.data, model=tiny_model))
+    assert rd_psnr >= uniform_psnr - 1e-6
+
+
+def test_psnr_target_met_or_reported(tiny_model):
+    image = random_image(64, 64, seed=4)
+    best = psnr(image, vtcodec.decompress(vtcodec.compress(image, tokens=8, model=tiny_model), model=tiny_model))
+    reachable = best - 0.3
+    result = vtcodec.encode(image, psnr=reachable, model=tiny_model)
+    assert result.target_met
+    assert psnr(image, vtcodec.decompress(result.data, model=tiny_model)) >= reachable
+    assert result.psnr == pytest.approx(psnr(image, vtcodec.decompress(result.data, model=tiny_model)))
+    missed = vtcodec.encode(image, psnr=99.0, model=tiny_model)
+    assert not missed.target_met
+    assert missed.counts.tolist() == [8] * 4
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"tokens": 3, "max_bytes": 100}, {"bpp": 0.1, "psnr": 30}, {"tokens": 1, "psnr": 3}]
+)
+def test_targets_cannot_be_combined(tiny_model, kwargs):
+    with pytest.raises(InputError, match="only one"):
+        vtcodec.compress(random_image(8, 8), model=tiny_model, **kwargs)
+
+
+def test_truncate_to_tokens_equals_a_shorter_encode(tiny_model):
+    image = random_image(90, 70, seed=5)
+    full = vtcodec.compress(image, tokens=8, model=tiny_model)
+    for n in range(9):
+        assert vtcodec.truncate(full, tokens=n, model=tiny_model) == vtcodec.compress(image, tokens=n, model=tiny_model)
+
+
+def test_truncate_to_bytes_keeps_token_prefixes(tiny_model):
+    image = random_image(90, 70, seed=6)
+    full = vtcodec.compress(image, tokens=8, model=tiny_model)
+    original = read_tokens(full, tiny_model)
+    floor = smallest_file_bytes(TileGrid(90, 70, 32), tiny_model)
+    for budget in range(floor, len(full) + 1, 3):
+        small = vtcodec.truncate(full, max_bytes=budget, model=tiny_model)
+        assert len(small) <= budget
+        stream = read_tokens(small, tiny_model)
+        for row, count, orig in zip(stream.ids, stream.header.token_counts, original.ids, strict=True):
+            assert row[:count].tolist() == orig[:count].tolist()
+
+
+def test_pillow_plugin_round_trip(tiny_model, tiny_model_path, tmp_path):
+    vtcodec.register_model_path(tiny_model_path)
+    image = random_image(50, 30, seed=7)
+    path = tmp_path / "x.vtk"
+    image.save(path, tokens=6, model=tiny_model_path)
+    opened = Image.open(path)
+    assert opened.format == "VTK" and opened.size == (50, 30) and opened.mode == "RGB"
+    expected = vtcodec.decompress(path.read_bytes(), model=tiny_model)
+    assert np.array_equal(np.asarray(opened), np.asarray(expected))
+    buffer = io.BytesIO()
+    image.save(buffer, format="VTK", bytes=120, model=tiny_model_path)
+    assert len(buffer.getvalue()) <= 120
+    assert Image.MIME["VTK"] == "image/x-vtk"
+    assert Image.registered_extensions()[".vtk"] == "VTK"
+
+
+def test_tokenize_is_the_prefix_source(tiny_model):
+    image = random_image(40, 40, seed=8)
+    ids = tokenize(image, tiny_model).ids
+    stream = read_tokens(vtcodec.compress(image, tokens=[1, 2, 3, 4], model=tiny_model), tiny_model)
+    for i, count in enumerate([1, 2, 3, 4]):
+        assert stream.ids[i, :count].tolist() == ids[i, :count].tolist()

@@ -1,0 +1,43 @@
+"""vtcodec: a learned very-low-bitrate image codec built on a variable-length 1D tokenizer.
+
+>>> import vtcodec
+>>> data = vtcodec.compress(image, tokens=64)   # bytes of a .vtk file
+>>> image = vtcodec.decompress(data)            # PIL.Image.Image, original size
+"""
+
+from vtcodec import pillow  # registers the .vtk format with Pillow
+from vtcodec.codec import (
+    DEFAULT_TOKENS,
+    EncodeResult,
+    compress,
+    decompress,
+    encode,
+    read_tokens,
+    render,
+    tokenize,
+    truncate,
+)
+from vtcodec.errors import FormatError, InputError, OutputExistsError, UnknownModelError, VtcodecError
+from vtcodec.zoo import load_model, register_model_path
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TOKENS",
+    "EncodeResult",
+    "FormatError",
+    "InputError",
+    "OutputExistsError",
+    "UnknownModelError",
+    "VtcodecError",
+    "compress",
+    "decompress",
+    "encode",
+    "load_model",
+    "pillow",
+    "read_tokens",
+    "register_model_path",
+    "render",
+    "tokenize",
+    "truncate",
+]

@@ -1,0 +1,3 @@
+from vtcodec.cli import main
+
+main()

@@ -1,0 +1,293 @@
+"""The codec pipeline: image -> tiles -> tokenizer -> tokens -> prior -> range coder -> container, and back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vtcodec import container, entropy, rate
+from vtcodec.errors import InputError
+from vtcodec.imageio import to_rgb
+from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches, place_tiles
+from vtcodec.zoo import LoadedModel, find_model, load_model
+
+DEFAULT_TOKENS = 64
+
+ModelSpec = LoadedModel | str | Path | None
+
+
+def _resolve(model: ModelSpec) -> LoadedModel:
+    return model if isinstance(model, LoadedModel) else load_model(model)
+
+
+def _as_pixels(image: Image.Image | np.ndarray) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise InputError("arrays must be uint8 with shape (height, width, 3)")
+        return image
+    if not isinstance(image, Image.Image):
+        raise InputError(f"expected a PIL image or a uint8 array, got {type(image).__name__}")
+    return np.asarray(to_rgb(image), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class TokenImage:
+    """An image as tokens: the tile grid and every tile's full token sequence."""
+
+    grid: TileGrid
+    ids: np.ndarray  # (tiles, K) int64
+
+
+def tokenize(image: Image.Image | np.ndarray, model: ModelSpec = None) -> TokenImage:
+    """Run the tokenizer over every tile and return all K tokens of each."""
+    loaded = _resolve(model)
+    pixels = _as_pixels(image)
+    height, width = pixels.shape[:2]
+    if width < 1 or height < 1:
+        raise InputError("image has no pixels")
+    grid = TileGrid(width, height, loaded.config.tile_size)
+    chunks = [
+        loaded.model.encode(batch.to(loaded.device)).cpu() for batch in iter_tile_batches(pixels, grid, TILE_BATCH)
+    ]
+    return TokenImage(grid, torch.cat(chunks).numpy().astype(np.int64))
+
+
+def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -> np.ndarray:
+    try:
+        counts = np.broadcast_to(np.asarray(tokens, dtype=np.int64), (tiles,)).copy()
+    except ValueError:
+        raise InputError(f"give one token count, or one per tile ({tiles})") from None
+    if counts.min() < 0 or counts.max() > max_tokens:
+        raise InputError(f"tokens per tile must be between 0 and {max_tokens}")
+    return counts
+
+
+def pack_tokens(tokens: TokenImage, counts: np.ndarray, model: LoadedModel) -> bytes:
+    """Entropy-code the first ``counts[i]`` tokens of each tile into a ``.vtk`` byte string."""
+    coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior)
+    g = tokens.grid
+    header = container.Header(model.model_id, g.width, g.height, g.tile, counts, coder)
+    return container.pack(header, payload)
+
+
+def smallest_file_bytes(grid: TileGrid, model: LoadedModel) -> int:
+    """Bytes of a file with no tokens at all: the floor of any budget."""
+    return len(pack_tokens(TokenImage(grid, np.zeros((grid.count, 0), dtype=np.int64)), np.zeros(grid.count), model))
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """A coded file and how it met its target."""
+
+    data: bytes
+    counts: np.ndarray
+    target_met: bool = True
+    psnr: float | None = None  # measured PSNR-RGB, for quality targets
+
+
+def fit_bytes(
+    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, budget: int, table: rate.RDTable | None = None
+) -> EncodeResult:
+    """RD-allocated file of at most ``budget`` bytes (``table`` may be passed in to reuse measurements)."""
+    floor = smallest_file_bytes(tokens.grid, model)
+    if budget < floor:
+        raise InputError(f"a budget of {budget} bytes is below the smallest possible file ({floor} bytes)")
+    table = table if table is not None else rate.measure(pixels, tokens, model)
+    overhead = floor + tokens.grid.count + 3  # per-tile counts and a longer payload-length varint
+    target_bits = 8.0 * (budget - overhead)
+    while True:
+        counts = rate.allocate_for_bits(table, max(target_bits, 0.0))
+        data = pack_tokens(tokens, counts, model)
+        if len(data) <= budget:
+            return EncodeResult(data, counts)
+        target_bits -= 8.0 * (len(data) - budget) + 8.0
+
+
+def fit_uniform_bytes(tokens: TokenImage, model: LoadedModel, budget: int) -> EncodeResult | None:
+    """The same token count in every tile, the largest whose file fits ``budget`` (None if none does)."""
+    best = None
+    lo, hi = 0, model.config.max_tokens
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        counts = np.full(tokens.grid.count, mid)
+        data = pack_tokens(tokens, counts, model)
+        if len(data) <= budget:
+            best, lo = EncodeResult(data, counts), mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def _fit_psnr(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, target_db: float) -> EncodeResult:
+    table = rate.measure(pixels, tokens, model)
+    max_sse = 3 * table.pixels * 255.0**2 / 10 ** (target_db / 10)
+    for _ in range(8):
+        counts = rate.allocate_for_sse(table, max_sse)
+        if counts is None:
+            break
+        data = pack_tokens(tokens, counts, model)
+        achieved = _psnr(pixels, render(read_tokens(data, model)))
+        if achieved >= target_db:
+            return EncodeResult(data, counts, True, achieved)
+        max_sse *= 0.995  # float noise between batch layouts: tighten and retry
+    counts = np.full(tokens.grid.count, model.config.max_tokens)
+    data = pack_tokens(tokens, counts, model)
+    return EncodeResult(data, counts, False, _psnr(pixels, render(read_tokens(data, model))))
+
+
+def _psnr(pixels: np.ndarray, image: Image.Image) -> float:
+    mse = np.mean((pixels.astype(np.float64) - np.asarray(image, dtype=np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def encode(
+    image: Image.Image | np.ndarray,
+    tokens: int | list[int] | None = None,
+    *,
+    max_bytes: int | None = None,
+    bpp: float | None = None,
+    psnr: float | None = None,
+    model: ModelSpec = None,
+) -> EncodeResult:
+    """Encode to one target: ``tokens`` per tile, a byte budget, a bpp budget, or a PSNR floor.
+
+    With a budget, tiles get different token counts chosen to minimize total
+    distortion (rate-distortion allocation). With ``psnr``, the result is the
+    smallest file found whose decoded PSNR-RGB is >= ``psnr``; if even all tokens
+    miss it, ``target_met`` is False and the file keeps every token.
+    """
+    chosen = [
+        name for name, v in (("tokens", tokens), ("bytes", max_bytes), ("bpp", bpp), ("psnr", psnr)) if v is not None
+    ]
+    if len(chosen) > 1:
+        raise InputError(f"use only one of tokens, bytes, bpp, psnr (got {', '.join(chosen)})")
+    loaded = _resolve(model)
+    pixels = _as_pixels(image)
+    token_image = tokenize(pixels, loaded)
+    height, width = pixels.shape[:2]
+    if bpp is not None:
+        if not bpp > 0:
+            raise InputError("bpp must be positive")
+        max_bytes = int(bpp * width * height / 8)
+    if max_bytes is not None:
+        return fit_bytes(pixels, token_image, loaded, int(max_bytes))
+    if psnr is not None:
+        return _fit_psnr(pixels, token_image, loaded, float(psnr))
+    if tokens is None:
+        tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens)
+    counts = _counts(tokens, token_image.grid.count, loaded.config.max_tokens)
+    return EncodeResult(pack_tokens(token_image, counts, loaded), counts)
+
+
+def compress(
+    image: Image.Image | np.ndarray,
+    tokens: int | list[int] | None = None,
+    *,
+    max_bytes: int | None = None,
+    bpp: float | None = None,
+    psnr: float | None = None,
+    model: ModelSpec = None,
+) -> bytes:
+    """Encode an image into ``.vtk`` bytes; see :func:`encode` for the targets.
+
+    ``tokens`` is tokens per tile (an int, or one per tile); with no target at all
+    it is ``DEFAULT_TOKENS`` (or all of a model's tokens if it has fewer).
+    """
+    return encode(image, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model).data
+
+
+@dataclass(frozen=True)
+class DecodedStream:
+    """A parsed and entropy-decoded ``.vtk`` file."""
+
+    header: container.Header
+    ids: np.ndarray  # (tiles, max count), zero past each tile's count
+    model: LoadedModel
+
+
+def read_tokens(data: bytes, model: ModelSpec = None, models: list[str | Path] | None = None) -> DecodedStream:
+    """Parse, verify and entropy-decode ``.vtk`` bytes (no neural network runs)."""
+    header, payload = container.unpack(data)
+    if isinstance(model, LoadedModel):
+        loaded = model
+    else:
+        candidates = [model] if model is not None else []
+        loaded = find_model(header.model_id, candidates + list(models or []))
+    if loaded.model_id != header.model_id:
+        raise container.FormatError("file was made with a different model")
+    if header.tile_size != loaded.config.tile_size:
+        raise container.FormatError("corrupt file: tile size does not match the model")
+    if header.token_counts.size and header.token_counts.max() > loaded.config.max_tokens:
+        raise container.FormatError("corrupt file: more tokens per tile than the model has")
+    ids = entropy.decode_stream(header.coder, payload, header.token_counts, loaded.prior)
+    return DecodedStream(header, ids, loaded)
+
+
+def render(stream: DecodedStream, tokens: int | None = None) -> Image.Image:
+    """Decode tokens to pixels; ``tokens`` keeps only the first N of each tile (a preview)."""
+    header, loaded = stream.header, stream.model
+    counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
+    if tokens is not None and tokens < 0:
+        raise InputError("tokens must be >= 0")
+    grid = TileGrid(header.width, header.height, header.tile_size)
+    canvas = np.empty((grid.height, grid.width, 3), dtype=np.uint8)
+    width = stream.ids.shape[1]
+    for start in range(0, grid.count, TILE_BATCH):
+        stop = min(start + TILE_BATCH, grid.count)
+        ids = torch.from_numpy(stream.ids[start:stop]).to(loaded.device)
+        lengths = torch.from_numpy(counts[start:stop]).to(loaded.device)
+        tiles = loaded.model.decode(ids[:, :width], lengths)
+        place_tiles(canvas, grid, start, tiles)
+    return Image.fromarray(canvas, "RGB")
+
+
+def decompress(data: bytes, tokens: int | None = None, model: ModelSpec = None) -> Image.Image:
+    """Decode ``.vtk`` bytes into an RGB image of the original size."""
+    return render(read_tokens(data, model), tokens)
+
+
+def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = None, model: ModelSpec = None) -> bytes:
+    """A smaller valid file holding a prefix of each tile's tokens; runs no neural network.
+
+    ``tokens`` caps every tile at N tokens. ``max_bytes`` caps the longest tiles
+    first (the largest cap that fits, then single tokens in stream order while
+    they fit): the file stores no distortions, so tiles that the encoder gave few
+    tokens keep them (see format-spec).
+    """
+    if (tokens is None) == (max_bytes is None):
+        raise InputError("give exactly one of tokens or bytes")
+    stream = read_tokens(data, model)
+    grid = TileGrid(stream.header.width, stream.header.height, stream.header.tile_size)
+    original = stream.header.token_counts
+    token_image = TokenImage(grid, stream.ids)
+    if tokens is not None:
+        if tokens < 0:
+            raise InputError("tokens must be >= 0")
+        return pack_tokens(token_image, np.minimum(original, tokens), stream.model)
+    floor = smallest_file_bytes(grid, stream.model)
+    if max_bytes < floor:
+        raise InputError(f"a budget of {max_bytes} bytes is below the smallest possible file ({floor} bytes)")
+    if len(data) <= max_bytes:
+        return bytes(data)
+
+    def size(counts: np.ndarray) -> int:
+        return len(pack_tokens(token_image, counts, stream.model))
+
+    lo, hi = 0, int(original.max())  # largest cap that fits: size(min(original, lo)) <= max_bytes
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size(np.minimum(original, mid)) <= max_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    counts = np.minimum(original, lo)
+    for i in np.flatnonzero(original > lo):
+        trial = counts.copy()
+        trial[i] += 1
+        if size(trial) <= max_bytes:
+            counts = trial
+    return pack_tokens(token_image, counts, stream.model)

@@ -1,0 +1,153 @@
+"""The ``.vtk`` container, version 1 (byte layout in ``format-spec/vtk-v1.md``).
+
+magic "VTK" | version u8 | flags u8 | model id (8 bytes)
+| width varint | height varint | tile_size/16 varint
+| token counts (one varint if uniform, else one per tile)
+| payload length varint | payload | CRC-32 (u32 LE) of everything before it
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from vtcodec.entropy import Coder
+from vtcodec.errors import FormatError
+
+MAGIC = b"VTK"
+FORMAT_VERSION = 1
+MODEL_ID_BYTES = 8
+FLAG_RANGE_CODER = 0x01
+FLAG_UNIFORM_COUNTS = 0x02
+_KNOWN_FLAGS = FLAG_RANGE_CODER | FLAG_UNIFORM_COUNTS
+MAX_SIDE = 1 << 20
+MAX_VARINT_BYTES = 10
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything the container says about the coded image except the payload."""
+
+    model_id: bytes
+    width: int
+    height: int
+    tile_size: int
+    token_counts: np.ndarray
+    coder: Coder
+    version: int = FORMAT_VERSION
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(columns, rows) of tiles."""
+        return -(-self.width // self.tile_size), -(-self.height // self.tile_size)
+
+
+def write_varint(value: int) -> bytes:
+    """Unsigned LEB128."""
+    if value < 0:
+        raise ValueError("varints are unsigned")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes, end: int) -> None:
+        self.data = data
+        self.pos = 0
+        self.end = end
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise FormatError("corrupt file: truncated header")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def varint(self) -> int:
+        value = 0
+        for i in range(MAX_VARINT_BYTES):
+            byte = self.take(1)[0]
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                if byte == 0 and i > 0:
+                    raise FormatError("corrupt file: non-canonical varint")
+                return value
+        raise FormatError("corrupt file: varint too long")
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """Serialize a header and payload into a complete ``.vtk`` byte string."""
+    if len(header.model_id) != MODEL_ID_BYTES:
+        raise ValueError("model id must be 8 bytes")
+    counts = np.asarray(header.token_counts, dtype=np.int64)
+    cols, rows = header.grid
+    if counts.shape != (cols * rows,):
+        raise ValueError("one token count per tile is required")
+    uniform = bool(np.all(counts == counts[0]))
+    flags = (FLAG_RANGE_CODER if header.coder == Coder.RANGE else 0) | (FLAG_UNIFORM_COUNTS if uniform else 0)
+    if header.tile_size % 16:
+        raise ValueError("tile size must be a multiple of 16")
+    out = bytearray(MAGIC)
+    out += bytes([FORMAT_VERSION, flags]) + header.model_id
+    out += write_varint(header.width) + write_varint(header.height) + write_varint(header.tile_size // 16)
+    for count in counts[:1] if uniform else counts:
+        out += write_varint(int(count))
+    out += write_varint(len(payload)) + payload
+    out += struct.pack("<I", zlib.crc32(out))
+    return bytes(out)
+
+
+def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
+    """Parse and verify a ``.vtk`` byte string; raise :class:`FormatError` on any defect.
+
+    ``max_tokens`` (the model's K), when given, bounds the per-tile counts.
+    """
+    data = bytes(data)
+    if len(data) < len(MAGIC) + 2 or data[: len(MAGIC)] != MAGIC:
+        raise FormatError("not a .vtk file (bad magic)")
+    version = data[len(MAGIC)]
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported .vtk format version {version} (this vtcodec reads version {FORMAT_VERSION})")
+    if len(data) < len(MAGIC) + 2 + MODEL_ID_BYTES + 4:
+        raise FormatError("corrupt file: truncated")
+    body_end = len(data) - 4
+    (stored_crc,) = struct.unpack("<I", data[body_end:])
+    reader = _Reader(data, body_end)
+    reader.take(len(MAGIC) + 1)
+    flags = reader.take(1)[0]
+    if flags & ~_KNOWN_FLAGS:
+        raise FormatError("corrupt file: unknown flags")
+    model_id = reader.take(MODEL_ID_BYTES)
+    width, height = reader.varint(), reader.varint()
+    tile_size = reader.varint() * 16
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and tile_size > 0):
+        raise FormatError("corrupt file: bad image or tile size")
+    cols, rows = -(-width // tile_size), -(-height // tile_size)
+    tiles = cols * rows
+    if flags & FLAG_UNIFORM_COUNTS:
+        counts = np.full(tiles, reader.varint(), dtype=np.int64)
+    else:
+        if tiles > body_end - reader.pos:  # every count takes at least one byte
+            raise FormatError("corrupt file: truncated token counts")
+        counts = np.array([reader.varint() for _ in range(tiles)], dtype=np.int64)
+    if max_tokens is not None and counts.size and counts.max() > max_tokens:
+        raise FormatError(f"corrupt file: more than {max_tokens} tokens in a tile")
+    payload_length = reader.varint()
+    if reader.pos + payload_length != body_end:
+        raise FormatError("corrupt file: payload length does not match the file size (truncated or extended)")
+    if zlib.crc32(data[:body_end]) != stored_crc:
+        raise FormatError("corrupt file: CRC-32 mismatch")
+    payload = data[reader.pos : body_end]
+    coder = Coder.RANGE if flags & FLAG_RANGE_CODER else Coder.RAW
+    header = Header(model_id, width, height, tile_size, counts, coder, version)
+    return header, payload

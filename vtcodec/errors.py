@@ -1,0 +1,21 @@
+"""The exceptions vtcodec raises for bad input; the CLI prints them as one line."""
+
+
+class VtcodecError(Exception):
+    """Base class of every error vtcodec reports to users."""
+
+
+class InputError(VtcodecError):
+    """An input file or option cannot be used (missing, not an image, bad value)."""
+
+
+class FormatError(VtcodecError):
+    """A ``.vtk`` stream is corrupt, truncated, or of an unsupported version."""
+
+
+class UnknownModelError(VtcodecError):
+    """A ``.vtk`` file names a model id that no available model has."""
+
+
+class OutputExistsError(VtcodecError):
+    """The output exists and ``force`` was not given."""

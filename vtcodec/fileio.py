@@ -1,0 +1,46 @@
+"""Safe output: atomic writes that never overwrite without ``force``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from vtcodec.errors import InputError, OutputExistsError
+
+
+def check_writable(path: Path, force: bool) -> None:
+    """Raise if ``path`` exists (without ``force``) or is a directory."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path}: already exists (use --force to overwrite)")
+
+
+def write_atomic(path: Path, data: bytes, force: bool = False) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
+    path = Path(path)
+    check_writable(path, force)
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except FileNotFoundError:
+        raise InputError(f"{path}: output folder does not exist") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not force and path.exists():
+            raise OutputExistsError(f"{path}: already exists (use --force to overwrite)")
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"{path}: cannot write ({exc.strerror})") from None
+        raise

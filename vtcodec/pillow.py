@@ -1,0 +1,71 @@
+"""Pillow plugin: after ``import vtcodec``, ``Image.open("x.vtk")`` and ``img.save("x.vtk")`` work.
+
+Saving takes one target keyword: ``tokens=``, ``bytes=``, ``bpp=`` or ``psnr=``
+(and optionally ``model=`` a model file path).
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+from PIL import Image, ImageFile
+
+from vtcodec import container
+
+FORMAT = "VTK"
+MIME = "image/x-vtk"
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[: len(container.MAGIC)] == container.MAGIC
+
+
+class VtkImageFile(ImageFile.ImageFile):
+    """Reads ``.vtk`` files; pixels are decoded on ``load()``."""
+
+    format = FORMAT
+    format_description = "vtcodec learned image"
+
+    def _open(self) -> None:
+        data = self.fp.read()
+        header, _ = container.unpack(data)  # verifies magic, version, lengths and CRC
+        self._vtk_data: bytes | None = data
+        self._size = (header.width, header.height)
+        self._mode = "RGB"
+        self.info["tokens_per_tile"] = header.token_counts.tolist()
+        self.info["model_id"] = header.model_id.hex()
+        self.tile = []
+
+    def load(self):  # type: ignore[override]
+        if self._vtk_data is not None:
+            from vtcodec.codec import decompress
+
+            decoded = decompress(self._vtk_data)
+            self._vtk_data = None
+            self.im = decoded.im
+        return Image.Image.load(self)
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    from vtcodec.codec import compress
+
+    info = im.encoderinfo
+    data = compress(
+        im,
+        info.get("tokens"),
+        max_bytes=info.get("bytes"),
+        bpp=info.get("bpp"),
+        psnr=info.get("psnr"),
+        model=info.get("model"),
+    )
+    fp.write(data)
+
+
+def register() -> None:
+    Image.register_open(FORMAT, VtkImageFile, _accept)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, ".vtk")
+    Image.register_mime(FORMAT, MIME)
+
+
+register()

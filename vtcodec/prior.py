@@ -1,0 +1,93 @@
+"""The learned token prior: per-position integer frequency tables.
+
+Row ``j`` of the table is the distribution of the token at position ``j`` of a
+tile's sequence. Every row holds positive integers that sum to exactly
+``2**FREQ_BITS``, so ``freq / 2**FREQ_BITS`` is exactly representable in float64
+and the encoder and decoder hand bit-identical probabilities to the range coder
+on every machine, device and thread count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import constriction
+import numpy as np
+
+FREQ_BITS = 20
+FREQ_TOTAL = 1 << FREQ_BITS
+
+
+def quantize_counts(counts: np.ndarray, total: int = FREQ_TOTAL) -> np.ndarray:
+    """Integer frequencies, each >= 1, summing to ``total`` per row (largest-remainder rounding).
+
+    Deterministic: ties are broken by symbol index.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    rows, symbols = counts.shape
+    if symbols > total:
+        raise ValueError("alphabet larger than the frequency total")
+    spare = total - symbols
+    freqs = np.ones((rows, symbols), dtype=np.int64)
+    for r in range(rows):
+        row = counts[r]
+        share = row / row.sum() * spare if row.sum() > 0 else np.full(symbols, spare / symbols)
+        base = np.floor(share).astype(np.int64)
+        left = spare - int(base.sum())
+        order = np.lexsort((np.arange(symbols), -(share - base)))
+        base[order[:left]] += 1
+        freqs[r] += base
+    return freqs
+
+
+@dataclass(frozen=True)
+class TokenPrior:
+    """Per-position integer frequency tables, shape (max_tokens, codebook_size)."""
+
+    freqs: np.ndarray
+
+    def __post_init__(self) -> None:
+        freqs = np.asarray(self.freqs)
+        if freqs.ndim != 2 or freqs.min() < 1 or np.any(freqs.sum(axis=1) != FREQ_TOTAL):
+            raise ValueError(f"prior rows must be positive integers summing to 2**{FREQ_BITS}")
+        probs = freqs.astype(np.float64) / FREQ_TOTAL
+        probs.setflags(write=False)
+        object.__setattr__(self, "_probabilities", probs)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.freqs.shape[0]
+
+    @property
+    def codebook_size(self) -> int:
+        return self.freqs.shape[1]
+
+    def probabilities(self, positions: np.ndarray) -> np.ndarray:
+        """Exact float64 probability rows for the given sequence positions."""
+        return self._probabilities[positions]
+
+    @cached_property
+    def _models(self) -> list:
+        return [constriction.stream.model.Categorical(row, perfect=False) for row in self._probabilities]
+
+    def model(self, position: int) -> constriction.stream.model.Categorical:
+        """The range coder's model for sequence ``position`` (built once, then shared)."""
+        return self._models[position]
+
+    def bits(self, tokens: np.ndarray, positions: np.ndarray) -> float:
+        """Ideal code length in bits of ``tokens`` at ``positions`` under this prior."""
+        return float(-np.log2(self._probabilities[positions, tokens]).sum())
+
+    @classmethod
+    def fit(cls, tokens: np.ndarray, codebook_size: int, smoothing: float = 0.5) -> TokenPrior:
+        """Fit from a (num_tiles, max_tokens) array of token ids, with additive smoothing."""
+        num_positions = tokens.shape[1]
+        counts = np.full((num_positions, codebook_size), smoothing, dtype=np.float64)
+        for j in range(num_positions):
+            counts[j] += np.bincount(tokens[:, j], minlength=codebook_size)
+        return cls(quantize_counts(counts))
+
+    @classmethod
+    def uniform(cls, max_tokens: int, codebook_size: int) -> TokenPrior:
+        return cls(quantize_counts(np.ones((max_tokens, codebook_size))))

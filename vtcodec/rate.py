@@ -1,0 +1,146 @@
+"""Rate control: per-tile token counts for a byte budget or a quality target.
+
+Rates are exact ideal code lengths under the per-position prior (tiles are coded
+independently of each other, so a tile's rate at prefix n is the sum of its
+first n tokens' costs). Distortions are measured: every tile is decoded at a
+ladder of prefix lengths and compared with the source pixels (uint8, valid
+pixels only). Allocation is Lagrangian: each tile takes the n minimizing
+``D + lambda * R``; lambda is bisected to meet the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from vtcodec.tiling import TILE_BATCH, iter_tile_batches
+
+if TYPE_CHECKING:
+    from vtcodec.codec import TokenImage
+    from vtcodec.zoo import LoadedModel
+
+LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256)
+
+
+@dataclass(frozen=True)
+class RDTable:
+    """Per-tile rate (bits) for every prefix 0..K, and measured SSE at the ``lengths`` ladder."""
+
+    bits: np.ndarray  # (tiles, K + 1)
+    lengths: np.ndarray  # (L,)
+    sse: np.ndarray  # (tiles, L)
+    pixels: int  # valid pixels in the image (width * height)
+
+    def sse_interpolated(self) -> np.ndarray:
+        """SSE for every prefix 0..K, linear between the measured ladder points."""
+        k = self.bits.shape[1] - 1
+        grid = np.arange(k + 1)
+        return np.stack([np.interp(grid, self.lengths, row) for row in self.sse])
+
+    def psnr(self, sse_total: float) -> float:
+        mse = sse_total / (3 * self.pixels)
+        return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
+    """(tiles, K + 1) ideal code length of each tile's first n tokens."""
+    k = model.config.max_tokens
+    positions = np.arange(k)
+    costs = -np.log2(model.prior.probabilities(positions)[positions[None, :], tokens.ids])
+    return np.concatenate([np.zeros((len(costs), 1)), np.cumsum(costs, axis=1)], axis=1)
+
+
+@torch.no_grad()
+def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel) -> RDTable:
+    """Decode every tile at every ladder length and measure its SSE against ``pixels``."""
+    k = model.config.max_tokens
+    lengths = np.array(sorted({min(n, k) for n in LADDER}))
+    grid = tokens.grid
+    sse = np.zeros((grid.count, len(lengths)))
+    for start, originals in zip(
+        range(0, grid.count, TILE_BATCH), iter_tile_batches(pixels, grid, TILE_BATCH), strict=True
+    ):
+        stop = min(start + TILE_BATCH, grid.count)
+        ids = torch.from_numpy(tokens.ids[start:stop]).to(model.device)
+        reference = originals.mul(255).round().to(model.device)
+        mask = torch.zeros(stop - start, 1, grid.tile, grid.tile, device=model.device)
+        for j, index in enumerate(range(start, stop)):
+            y, x = grid.origin(index)
+            mask[j, :, : min(grid.tile, grid.height - y), : min(grid.tile, grid.width - x)] = 1
+        for col, n in enumerate(lengths):
+            lengths_t = torch.full((stop - start,), int(n), device=model.device)
+            decoded = model.model.decode(ids, lengths_t).mul(255).round()
+            sse[start:stop, col] = (((decoded - reference) ** 2) * mask).sum(dim=(1, 2, 3)).cpu().numpy()
+    return RDTable(prefix_bits(tokens, model), lengths, sse, grid.width * grid.height)
+
+
+def _choose(cost_d: np.ndarray, bits: np.ndarray, lam: float) -> np.ndarray:
+    return np.argmin(cost_d + lam * bits, axis=1)
+
+
+def allocate_for_bits(table: RDTable, budget_bits: float) -> np.ndarray:
+    """Token counts minimizing total (interpolated) SSE with total ideal bits <= ``budget_bits``."""
+    sse = table.sse_interpolated()
+    bits = table.bits
+    rows = np.arange(len(bits))
+    if bits[:, 0].sum() > budget_bits:
+        return np.zeros(len(bits), dtype=np.int64)
+    lo, hi = 0.0, 1.0
+    while bits[rows, _choose(sse, bits, hi)].sum() > budget_bits:
+        hi *= 4
+        if hi > 1e18:
+            break
+    best = _choose(sse, bits, hi)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        counts = _choose(sse, bits, mid)
+        if bits[rows, counts].sum() <= budget_bits:
+            hi, best = mid, counts
+        else:
+            lo = mid
+    return _fill(best, bits, sse, budget_bits)
+
+
+def _fill(counts: np.ndarray, bits: np.ndarray, sse: np.ndarray, budget_bits: float) -> np.ndarray:
+    """Greedily add single tokens (best SSE drop per bit first) while the budget allows."""
+    counts = counts.copy()
+    k = bits.shape[1] - 1
+    rows = np.arange(len(counts))
+    spent = bits[rows, counts].sum()
+    while True:
+        open_rows = rows[counts < k]
+        if not len(open_rows):
+            return counts
+        nxt = counts[open_rows] + 1
+        extra = bits[open_rows, nxt] - bits[open_rows, counts[open_rows]]
+        gain = (sse[open_rows, counts[open_rows]] - sse[open_rows, nxt]) / np.maximum(extra, 1e-9)
+        fits = spent + extra <= budget_bits
+        if not fits.any():
+            return counts
+        pick = np.argmax(np.where(fits, gain, -np.inf))
+        counts[open_rows[pick]] += 1
+        spent += extra[pick]
+
+
+def allocate_for_sse(table: RDTable, max_sse: float) -> np.ndarray | None:
+    """Fewest-bits ladder counts whose measured total SSE is <= ``max_sse``; None if unreachable."""
+    sse, lengths = table.sse, table.lengths
+    bits = table.bits[:, lengths]
+    rows = np.arange(len(sse))
+    if sse.min(axis=1).sum() > max_sse:
+        return None
+    lo, hi = 0.0, 1.0
+    while sse[rows, _choose(sse, bits, hi)].sum() <= max_sse and hi < 1e18:
+        hi *= 4
+    best = np.argmin(sse, axis=1)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        pick = _choose(sse, bits, mid)
+        if sse[rows, pick].sum() <= max_sse:
+            lo, best = mid, pick
+        else:
+            hi = mid
+    return lengths[best]

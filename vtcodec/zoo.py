@@ -1,0 +1,126 @@
+"""Shipped and user-supplied models: safetensors weights with their config and prior.
+
+A model file is one ``.safetensors`` file holding the network's tensors (fp16),
+the prior's integer table under ``prior.freqs`` (int32), and the JSON config in
+the metadata key ``vtcodec.config``. Nothing is unpickled. The model id written
+into every ``.vtk`` file is the first 8 bytes of the SHA-256 of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_numpy
+from safetensors.torch import save as save_torch
+
+from vtcodec.container import MODEL_ID_BYTES
+from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
+from vtcodec.prior import TokenPrior
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.safetensors"
+PRIOR_KEY = "prior.freqs"
+CONFIG_KEY = "vtcodec.config"
+
+_cache: dict[Path, LoadedModel] = {}
+_search_paths: list[Path] = []
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready-to-use tokenizer with its prior and identity."""
+
+    model: ConvTokenizer
+    prior: TokenPrior
+    model_id: bytes
+    config: TokenizerConfig
+    path: Path | None
+
+    @property
+    def codebook_size(self) -> int:
+        return self.model.codebook_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def model_id_of(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()[:MODEL_ID_BYTES]
+
+
+def serialize_model(model: ConvTokenizer, prior: TokenPrior) -> bytes:
+    """The bytes of a model file: fp16 weights, int32 prior table, JSON config."""
+    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
+    tensors[PRIOR_KEY] = torch.from_numpy(prior.freqs.astype(np.int32))
+    return save_torch(tensors, metadata={CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)})
+
+
+def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
+    """Build a model from the bytes of a model file; raise :class:`InputError` if it is not one."""
+    where = str(path) if path else "model"
+    try:
+        tensors = load_numpy(data)
+        header_len = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+        config = TokenizerConfig.from_dict(json.loads(metadata[CONFIG_KEY]))
+        prior = TokenPrior(tensors.pop(PRIOR_KEY).astype(np.int64))
+        model = build_model(config)
+        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
+        model.load_state_dict(state)
+    except (SafetensorError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise InputError(f"{where}: not a valid vtcodec model file ({exc})") from None
+    if prior.codebook_size != model.codebook_size or prior.max_tokens != model.max_tokens:
+        raise InputError(f"{where}: prior table does not match the model")
+    model.eval()
+    return LoadedModel(model, prior, model_id_of(data), config, path)
+
+
+def load_model(path: str | Path | None = None) -> LoadedModel:
+    """Load (and cache) a model file; ``None`` means the shipped default model."""
+    resolved = Path(path).resolve() if path is not None else DEFAULT_WEIGHTS
+    with _lock:
+        if resolved not in _cache:
+            try:
+                data = resolved.read_bytes()
+            except OSError as exc:
+                raise InputError(f"{resolved}: cannot read model file ({exc.strerror})") from None
+            _cache[resolved] = parse_model(data, resolved)
+        return _cache[resolved]
+
+
+def save_model(model: ConvTokenizer, prior: TokenPrior, path: str | Path) -> bytes:
+    """Write a model file atomically and return its model id."""
+    from vtcodec.fileio import write_atomic
+
+    data = serialize_model(model, prior)
+    write_atomic(Path(path), data, force=True)
+    return model_id_of(data)
+
+
+def register_model_path(path: str | Path) -> None:
+    """Let files made with the model at ``path`` decode without naming it (e.g. via ``Image.open``)."""
+    with _lock:
+        if Path(path).resolve() not in _search_paths:
+            _search_paths.append(Path(path).resolve())
+
+
+def find_model(model_id: bytes, candidates: list[str | Path] | None = None) -> LoadedModel:
+    """The model with this id among ``candidates``, registered paths and the shipped weights."""
+    paths = list(candidates or []) + list(_search_paths) + sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    for path in paths:
+        loaded = load_model(path)
+        if loaded.model_id == model_id:
+            return loaded
+    raise UnknownModelError(
+        f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
+    )

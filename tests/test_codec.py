@@ -116,3 +116,15 @@ def test_tokens_do_not_depend_on_thread_count(tiny_model):
     finally:
         torch.set_num_threads(before)
     assert np.array_equal(read_tokens(one, tiny_model).ids, read_tokens(two, tiny_model).ids)
+
+
+def test_compress_and_decompress_are_thread_safe(tiny_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [random_image(40 + i, 30, seed=i) for i in range(8)]
+    expected = [vtcodec.compress(im, tokens=6, model=tiny_model) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda im: vtcodec.compress(im, tokens=6, model=tiny_model), images))
+        decoded = list(pool.map(lambda d: vtcodec.decompress(d, model=tiny_model), got))
+    assert got == expected
+    assert [d.size for d in decoded] == [im.size for im in images]

@@ -22,7 +22,7 @@ def test_varint_round_trip(value):
 
     data = write_varint(value)
     reader = _Reader(data, len(data))
-    assert reader.varint() == value
+    assert reader.varint(2**64) == value
     assert reader.pos == len(data)
 
 
@@ -92,3 +92,14 @@ def test_not_a_vtk_file():
 def test_counts_above_model_limit_are_rejected():
     with pytest.raises(FormatError):
         unpack(make([300] * 6), max_tokens=256)
+
+
+def test_declared_size_is_checked_against_the_pixel_limit(monkeypatch):
+    from PIL import Image
+
+    big = make([1] * 64, width=1 << 20, height=1 << 20, tile=131072)
+    with pytest.raises(FormatError, match="refusing"):
+        unpack(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    header, _ = unpack(big)
+    assert header.width == 1 << 20

@@ -79,3 +79,14 @@ def test_range_coder_cost_matches_ideal_code_length(prior):
     ideal = prior.bits(ids[tiles_idx, positions], positions) / 8
     data = encode_range(ids, counts, prior)
     assert ideal <= len(data) <= ideal * 1.01 + 8
+
+
+def test_fit_best_picks_the_smoothing_with_the_shortest_held_out_code():
+    rng = np.random.default_rng(6)
+    train = rng.zipf(1.5, (300, 8)) % 50
+    held_out = rng.zipf(1.5, (100, 8)) % 50
+    positions = np.broadcast_to(np.arange(8), held_out.shape)
+    prior, backoff = TokenPrior.fit_best(train, held_out, 50, backoffs=(1, 30, 1000))
+    costs = {b: TokenPrior.fit(train, 50, b).bits(held_out, positions) for b in (1, 30, 1000)}
+    assert costs[backoff] == min(costs.values())
+    assert prior.bits(held_out, positions) == costs[backoff]

@@ -12,7 +12,7 @@ import typer
 
 from vtcodec import codec, container
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
-from vtcodec.fileio import check_writable, write_atomic
+from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import open_image
 from vtcodec.zoo import find_model
 
@@ -28,17 +28,6 @@ ModelOption = Annotated[
     Optional[Path], typer.Option("--model", help="Model file (.safetensors); default: the shipped model.")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
-
-
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 @app.command()
@@ -88,7 +77,7 @@ def decode(
     """Decompress a .vtk file into an image (format from the output suffix)."""
     out = output or file.with_name(file.stem + ".decoded.png")
     check_writable(out, force)
-    image = codec.decompress(_read_bytes(file), tokens=tokens, model=model)
+    image = codec.decompress(read_input(file), tokens=tokens, model=model)
     buffer = io.BytesIO()
     try:
         image.save(buffer, format=_format_for(out))
@@ -115,7 +104,7 @@ def info(
     model: ModelOption = None,
 ) -> None:
     """Describe a .vtk file without decoding its pixels."""
-    data = _read_bytes(file)
+    data = read_input(file)
     header, _ = container.unpack(data)
     try:
         codebook = find_model(header.model_id, [model] if model else []).codebook_size
@@ -159,7 +148,7 @@ def truncate(
 ) -> None:
     """Write a smaller .vtk holding a prefix of each tile's tokens (no re-encoding, no network)."""
     check_writable(output, force)
-    data = codec.truncate(_read_bytes(file), tokens=tokens, max_bytes=max_bytes, model=model)
+    data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, model=model)
     write_atomic(output, data, force=force)
     typer.echo(f"{output}: {len(data)} bytes", err=True)
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from vtcodec import container, entropy, rate
-from vtcodec.errors import InputError
+from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.imageio import to_rgb
 from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches, place_tiles
 from vtcodec.zoo import LoadedModel, find_model, load_model
@@ -218,7 +218,7 @@ def read_tokens(data: bytes, model: ModelSpec = None, models: list[str | Path] |
         candidates = [model] if model is not None else []
         loaded = find_model(header.model_id, candidates + list(models or []))
     if loaded.model_id != header.model_id:
-        raise container.FormatError("file was made with a different model")
+        raise UnknownModelError(f"file was made with model {header.model_id.hex()}, not {loaded.model_id.hex()}")
     if header.tile_size != loaded.config.tile_size:
         raise container.FormatError("corrupt file: tile size does not match the model")
     if header.token_counts.size and header.token_counts.max() > loaded.config.max_tokens:

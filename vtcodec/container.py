@@ -25,6 +25,18 @@ FLAG_UNIFORM_COUNTS = 0x02
 _KNOWN_FLAGS = FLAG_RANGE_CODER | FLAG_UNIFORM_COUNTS
 MAX_SIDE = 1 << 20
 MAX_VARINT_BYTES = 10
+MAX_TOKENS = 1 << 16  # per tile; any model's K is far below
+
+
+def pixel_limit() -> int | None:
+    """Largest image a file may declare: twice Pillow's ``Image.MAX_IMAGE_PIXELS`` (its bomb limit).
+
+    Set ``PIL.Image.MAX_IMAGE_PIXELS = None`` to lift it, as for Pillow itself.
+    """
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,14 @@ class _Reader:
         self.pos += n
         return chunk
 
-    def varint(self) -> int:
+    def varint(self, limit: int) -> int:
+        """Read a canonical unsigned LEB128 value that must not exceed ``limit``."""
+        value = self._varint()
+        if value > limit:
+            raise FormatError("corrupt file: value out of range")
+        return value
+
+    def _varint(self) -> int:
         value = 0
         for i in range(MAX_VARINT_BYTES):
             byte = self.take(1)[0]
@@ -128,21 +147,24 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     if flags & ~_KNOWN_FLAGS:
         raise FormatError("corrupt file: unknown flags")
     model_id = reader.take(MODEL_ID_BYTES)
-    width, height = reader.varint(), reader.varint()
-    tile_size = reader.varint() * 16
+    width, height = reader.varint(MAX_SIDE), reader.varint(MAX_SIDE)
+    tile_size = reader.varint(MAX_SIDE // 16) * 16
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and tile_size > 0):
         raise FormatError("corrupt file: bad image or tile size")
+    limit = pixel_limit()
+    if limit is not None and width * height > limit:
+        raise FormatError(f"refusing to decode {width}x{height}: more than {limit} pixels (Pillow's bomb limit)")
     cols, rows = -(-width // tile_size), -(-height // tile_size)
     tiles = cols * rows
     if flags & FLAG_UNIFORM_COUNTS:
-        counts = np.full(tiles, reader.varint(), dtype=np.int64)
+        counts = np.full(tiles, reader.varint(MAX_TOKENS), dtype=np.int64)
     else:
         if tiles > body_end - reader.pos:  # every count takes at least one byte
             raise FormatError("corrupt file: truncated token counts")
-        counts = np.array([reader.varint() for _ in range(tiles)], dtype=np.int64)
+        counts = np.array([reader.varint(MAX_TOKENS) for _ in range(tiles)], dtype=np.int64)
     if max_tokens is not None and counts.size and counts.max() > max_tokens:
         raise FormatError(f"corrupt file: more than {max_tokens} tokens in a tile")
-    payload_length = reader.varint()
+    payload_length = reader.varint(len(data))
     if reader.pos + payload_length != body_end:
         raise FormatError("corrupt file: payload length does not match the file size (truncated or extended)")
     if zlib.crc32(data[:body_end]) != stored_crc:

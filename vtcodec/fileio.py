@@ -9,6 +9,18 @@ from pathlib import Path
 from vtcodec.errors import InputError, OutputExistsError
 
 
+def read_input(path: Path) -> bytes:
+    """The bytes of an input file, or :class:`InputError` with a one-line reason."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def check_writable(path: Path, force: bool) -> None:
     """Raise if ``path`` exists (without ``force``) or is a directory."""
     if path.is_dir():

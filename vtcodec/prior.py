@@ -80,13 +80,37 @@ class TokenPrior:
         return float(-np.log2(self._probabilities[positions, tokens]).sum())
 
     @classmethod
-    def fit(cls, tokens: np.ndarray, codebook_size: int, smoothing: float = 0.5) -> TokenPrior:
-        """Fit from a (num_tiles, max_tokens) array of token ids, with additive smoothing."""
+    def fit(cls, tokens: np.ndarray, codebook_size: int, backoff: float = 64.0) -> TokenPrior:
+        """Fit from a (num_tiles, max_tokens) array of token ids.
+
+        Each position's counts are smoothed towards the distribution of all
+        positions together, with ``backoff`` pseudo-counts (plus 0.5 spread
+        uniformly, so that no symbol is impossible).
+        """
         num_positions = tokens.shape[1]
-        counts = np.full((num_positions, codebook_size), smoothing, dtype=np.float64)
+        overall = np.bincount(tokens.reshape(-1), minlength=codebook_size).astype(np.float64)
+        overall = (overall + 0.5) / (overall.sum() + 0.5 * codebook_size)
+        counts = np.empty((num_positions, codebook_size), dtype=np.float64)
         for j in range(num_positions):
-            counts[j] += np.bincount(tokens[:, j], minlength=codebook_size)
+            counts[j] = np.bincount(tokens[:, j], minlength=codebook_size) + backoff * overall
         return cls(quantize_counts(counts))
+
+    @classmethod
+    def fit_best(
+        cls,
+        tokens: np.ndarray,
+        held_out: np.ndarray,
+        codebook_size: int,
+        backoffs: tuple[float, ...] = (4, 16, 64, 256),
+    ) -> tuple[TokenPrior, float]:
+        """Fit with the ``backoff`` that codes ``held_out`` tokens in the fewest bits; returns (prior, backoff)."""
+        positions = np.broadcast_to(np.arange(held_out.shape[1]), held_out.shape)
+        scored = []
+        for backoff in backoffs:
+            prior = cls.fit(tokens, codebook_size, backoff)
+            scored.append((prior.bits(held_out, positions), backoff, prior))
+        _, backoff, prior = min(scored, key=lambda item: item[0])
+        return prior, backoff
 
     @classmethod
     def uniform(cls, max_tokens: int, codebook_size: int) -> TokenPrior:

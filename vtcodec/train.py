@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vtcodec.data import CropSampler, center_crops, list_images, load_rgb
+from vtcodec.errors import InputError
 from vtcodec.models import TokenizerConfig, build_model
 
 
@@ -112,6 +113,8 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     train_files = list_images(data_dirs)
+    if not train_files:
+        raise InputError(f"no training images found in {', '.join(map(str, data_dirs))}")
     print(f"loading {len(train_files)} training images", flush=True)
     images = [load_rgb(p, model_config.tile_size) for p in train_files]
     sampler = CropSampler(images, model_config.tile_size, cfg.min_scale, seed=cfg.seed)
@@ -190,9 +193,17 @@ def train(
 
 @torch.no_grad()
 def export_checkpoint(
-    ckpt_path: str | Path, data_dirs: list[str], out_path: str | Path, prior_tiles: int = 4096, seed: int = 1234
+    ckpt_path: str | Path,
+    data_dirs: list[str],
+    out_path: str | Path,
+    prior_tiles: int = 8192,
+    val_dir: str | None = None,
+    seed: int = 1234,
 ) -> bytes:
-    """Fit the token prior on training crops and write a shippable model file; returns its model id."""
+    """Fit the token prior on training crops and write a shippable model file; returns its model id.
+
+    With ``val_dir``, the prior's smoothing is chosen by the held-out code length there.
+    """
     from vtcodec.prior import TokenPrior
     from vtcodec.zoo import save_model
 
@@ -203,10 +214,18 @@ def export_checkpoint(
     # Round-trip through fp16 first: the prior must describe the tokens of the shipped weights.
     model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
     model.eval()
-    images = [load_rgb(p, model_config.tile_size) for p in list_images(data_dirs)]
-    sampler = CropSampler(images, model_config.tile_size, min_scale=0.5, seed=seed)
-    tokens = torch.cat([model.encode(sampler.sample(64)) for _ in range(-(-prior_tiles // 64))])
-    prior = TokenPrior.fit(tokens.numpy(), model.codebook_size)
+
+    def tokens_of(folders: list[str], count: int) -> np.ndarray:
+        images = [load_rgb(p, model_config.tile_size) for p in list_images(folders)]
+        sampler = CropSampler(images, model_config.tile_size, min_scale=0.5, seed=seed)
+        return torch.cat([model.encode(sampler.sample(64)) for _ in range(-(-count // 64))]).numpy()
+
+    train_tokens = tokens_of(data_dirs, prior_tiles)
+    if val_dir:
+        prior, backoff = TokenPrior.fit_best(train_tokens, tokens_of([val_dir], 1024), model.codebook_size)
+        print(f"prior smoothing: backoff {backoff:g} pseudo-counts (best on {val_dir})", flush=True)
+    else:
+        prior = TokenPrior.fit(train_tokens, model.codebook_size)
     return save_model(model, prior, out_path)
 
 
@@ -219,7 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--init", help="start from these weights (a model file), e.g. the shipped default")
-    parser.add_argument("--prior-tiles", type=int, default=4096, help="training tiles to fit the prior on")
+    parser.add_argument("--prior-tiles", type=int, default=8192, help="training tiles to fit the prior on")
+    parser.add_argument("--export-only", action="store_true", help="skip training: export RUN/last.ckpt")
     args = parser.parse_args(argv)
     model_cfg, train_cfg = TokenizerConfig(), TrainConfig(minutes=args.minutes)
     if args.config:
@@ -230,9 +250,12 @@ def main(argv: list[str] | None = None) -> None:
         from vtcodec.zoo import load_model
 
         model_cfg = load_model(args.init).config
-    ckpt = train(args.data, args.out, args.val, model_cfg, train_cfg, resume=args.resume, init_weights=args.init)
+    if args.export_only:
+        ckpt = Path(args.out) / "last.ckpt"
+    else:
+        ckpt = train(args.data, args.out, args.val, model_cfg, train_cfg, resume=args.resume, init_weights=args.init)
     out = Path(args.out) / "model.safetensors"
-    model_id = export_checkpoint(ckpt, args.data, out, prior_tiles=args.prior_tiles)
+    model_id = export_checkpoint(ckpt, args.data, out, prior_tiles=args.prior_tiles, val_dir=args.val)
     print(f"exported {out} (model id {model_id.hex()})", flush=True)
 
 

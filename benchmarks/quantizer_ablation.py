@@ -31,6 +31,8 @@ class VQ(nn.Module):
 
     def __init__(self, size: int, dim: int) -> None:
         super().__init__()
+        self.dim = dim
+        self.codebook_size = size
         self.codebook = nn.Parameter(torch.randn(size, dim) * 0.5)
         self.aux = torch.zeros(())
 
@@ -80,13 +82,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", choices=["fsq", "vq"], default=None, help="run one quantizer")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images = [load_rgb(p, 128) for p in list_images([DATA / "bsds500" / "train", DATA / "imagenet-sample"])]
     val = center_crops([load_rgb(p, 128) for p in list_images([DATA / "bsds500" / "val"])], 128)
     print("| quantizer | steps | held-out PSNR (dB) | codes used | perplexity | minutes |")
     print("|---|---|---|---|---|---|")
-    for kind in ("fsq", "vq"):
+    for kind in [args.only] if args.only else ["fsq", "vq"]:
         r = run(kind, args.steps, CropSampler(images, 128, 0.5, seed=0), val)
         print(
             f"| {kind} | {args.steps} | {r['val_psnr']:.2f} | {r['codes_used']:.3f} | {r['perplexity']:.0f} "

@@ -98,7 +98,10 @@ def test_truncate_to_bytes_keeps_token_prefixes(tiny_model):
             assert row[:count].tolist() == orig[:count].tolist()
 
 
-def test_pillow_plugin_round_trip(tiny_model, tiny_model_path, tmp_path):
+def test_pillow_plugin_round_trip(tiny_model, tiny_model_path, tmp_path, monkeypatch):
+    from vtcodec import zoo
+
+    monkeypatch.setattr(zoo, "_search_paths", [])  # registration stays local to this test
     vtcodec.register_model_path(tiny_model_path)
     image = random_image(50, 30, seed=7)
     path = tmp_path / "x.vtk"

@@ -167,20 +167,20 @@ def encode(
         raise InputError(f"use only one of tokens, bytes, bpp, psnr (got {', '.join(chosen)})")
     loaded = _resolve(model)
     pixels = _as_pixels(image)
-    token_image = tokenize(pixels, loaded)
     height, width = pixels.shape[:2]
+    if max_bytes is None and bpp is None and psnr is None:  # check the counts before running the network
+        if tokens is None:
+            tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens)
+        counts = _counts(tokens, TileGrid(width, height, loaded.config.tile_size).count, loaded.config.max_tokens)
+        return EncodeResult(pack_tokens(tokenize(pixels, loaded), counts, loaded), counts)
+    token_image = tokenize(pixels, loaded)
     if bpp is not None:
         if not bpp > 0:
             raise InputError("bpp must be positive")
         max_bytes = int(bpp * width * height / 8)
     if max_bytes is not None:
         return fit_bytes(pixels, token_image, loaded, int(max_bytes))
-    if psnr is not None:
-        return _fit_psnr(pixels, token_image, loaded, float(psnr))
-    if tokens is None:
-        tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens)
-    counts = _counts(tokens, token_image.grid.count, loaded.config.max_tokens)
-    return EncodeResult(pack_tokens(token_image, counts, loaded), counts)
+    return _fit_psnr(pixels, token_image, loaded, float(psnr))
 
 
 def compress(

@@ -10,6 +10,7 @@ pixels only). Allocation is Lagrangian: each tile takes the n minimizing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,23 @@ def _choose(cost_d: np.ndarray, bits: np.ndarray, lam: float) -> np.ndarray:
     return np.argmin(cost_d + lam * bits, axis=1)
 
 
+def _lagrangian(sse: np.ndarray, bits: np.ndarray, ok: Callable[[np.ndarray], bool], ok_high: bool) -> np.ndarray:
+    """Per-tile choices at the lambda closest to the boundary of ``ok``, on its ``ok`` side.
+
+    ``ok`` is monotone in lambda: true above the boundary if ``ok_high``, else below.
+    """
+    lo, hi = 0.0, 1.0
+    while ok(_choose(sse, bits, hi)) != ok_high and hi < 1e18:
+        hi *= 4
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if ok(_choose(sse, bits, mid)) == ok_high:
+            hi = mid
+        else:
+            lo = mid
+    return _choose(sse, bits, hi if ok_high else lo)
+
+
 def allocate_for_bits(table: RDTable, budget_bits: float) -> np.ndarray:
     """Token counts minimizing total (interpolated) SSE with total ideal bits <= ``budget_bits``."""
     sse = table.sse_interpolated()
@@ -88,20 +106,8 @@ def allocate_for_bits(table: RDTable, budget_bits: float) -> np.ndarray:
     rows = np.arange(len(bits))
     if bits[:, 0].sum() > budget_bits:
         return np.zeros(len(bits), dtype=np.int64)
-    lo, hi = 0.0, 1.0
-    while bits[rows, _choose(sse, bits, hi)].sum() > budget_bits:
-        hi *= 4
-        if hi > 1e18:
-            break
-    best = _choose(sse, bits, hi)
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        counts = _choose(sse, bits, mid)
-        if bits[rows, counts].sum() <= budget_bits:
-            hi, best = mid, counts
-        else:
-            lo = mid
-    return _fill(best, bits, sse, budget_bits)
+    counts = _lagrangian(sse, bits, lambda c: bits[rows, c].sum() <= budget_bits, ok_high=True)
+    return _fill(counts, bits, sse, budget_bits)
 
 
 def _fill(counts: np.ndarray, bits: np.ndarray, sse: np.ndarray, budget_bits: float) -> np.ndarray:
@@ -132,15 +138,7 @@ def allocate_for_sse(table: RDTable, max_sse: float) -> np.ndarray | None:
     rows = np.arange(len(sse))
     if sse.min(axis=1).sum() > max_sse:
         return None
-    lo, hi = 0.0, 1.0
-    while sse[rows, _choose(sse, bits, hi)].sum() <= max_sse and hi < 1e18:
-        hi *= 4
-    best = np.argmin(sse, axis=1)
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        pick = _choose(sse, bits, mid)
-        if sse[rows, pick].sum() <= max_sse:
-            lo, best = mid, pick
-        else:
-            hi = mid
-    return lengths[best]
+    pick = _lagrangian(sse, bits, lambda c: sse[rows, c].sum() <= max_sse, ok_high=False)
+    if sse[rows, pick].sum() > max_sse:  # lambda 0 ties: take the least-SSE choice outright
+        pick = np.argmin(sse, axis=1)
+    return lengths[pick]

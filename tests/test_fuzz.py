@@ -46,7 +46,9 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
 @pytest.fixture(scope="module")
 def seeds(tiny_model):
     images = [random_image(w, h, seed=w) for w, h in [(1, 1), (40, 33), (64, 64), (100, 20)]]
-    files = [vtcodec.compress(im, tokens=t, model=tiny_model) for im, t in zip(images, [8, 3, [0, 8, 1, 5], 2], strict=True)]
+    files = [
+        vtcodec.compress(im, tokens=t, model=tiny_model) for im, t in zip(images, [8, 3, [0, 8, 1, 5], 2], strict=True)
+    ]
     return files
 
 

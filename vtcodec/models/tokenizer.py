@@ -1,18 +1,18 @@
-"""ConvTokenizer: a conv stem and a learned 1D token readout, trained with tail-token drop.
+"""ConvTokenizer: a conv encoder/decoder around an ordered sequence of K FSQ tokens per tile.
 
-Architecture (tile T, grid g = T / 16):
+Two token layouts (``TokenizerConfig.layout``):
 
-    encode: tile -> conv stem (4 stride-2 stages) -> g x g x C grid
-            -> flatten -> linear readout -> K tokens x D dims -> FSQ -> K token ids
-    decode: ids[:n] -> FSQ codes; positions n..K-1 get learned "absent" vectors
-            -> linear -> g x g x C grid -> conv decoder (4 upsampling stages) -> tile
+- ``grid`` (default, shipped): the encoder downsamples a T x T tile 32x to a
+  (T/32)^2 grid of cells with G = K / cells token groups each; token ``g * cells + p``
+  is group ``g`` of cell ``p``. Nested dropout over this flattened order makes
+  early groups coarse and later groups detail, and any prefix still decodes.
+- ``global``: a linear readout from the (T/16)^2 feature grid to K tokens, each
+  seeing the whole tile (TiTok-like). On this CPU it collapsed (the decoder ignored
+  its tokens); kept for the probes in ``benchmarks/``.
 
-Every token sees the whole tile (a global 1D sequence, as in TiTok), and the
-readout is position-specific, so the order of the tokens is learned. Training
-keeps a random prefix of n tokens per sample (nested dropout), which orders
-them coarse-to-fine; with a linear readout this is the ordered-PCA solution of
-Rippel et al. (2014), which a CPU learns in minutes where a from-scratch
-latent-token transformer did not (see the model card).
+Tokens past the kept prefix are replaced by learned "absent" vectors, so the
+decoder knows how many it has. Training keeps a random prefix per sample
+(tail-token drop); see ``vtcodec/train.py`` and the model card.
 """
 
 from __future__ import annotations

@@ -19,15 +19,10 @@ import numpy as np
 import torch
 
 import vtcodec
-from vtcodec.codec import pack_tokens, read_tokens, render, tokenize
+from vtcodec.codec import pack_tokens, psnr_rgb, read_tokens, render, tokenize
 from vtcodec.imageio import open_image
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def ms_ssim_rgb(a: np.ndarray, b: np.ndarray) -> float | None:

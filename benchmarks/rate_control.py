@@ -16,15 +16,10 @@ import numpy as np
 
 import vtcodec
 from vtcodec import rate
-from vtcodec.codec import fit_bytes, fit_uniform_bytes, read_tokens, render, tokenize
+from vtcodec.codec import fit_bytes, fit_uniform_bytes, psnr_rgb, read_tokens, render, tokenize
 from vtcodec.imageio import open_image
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse))
 
 
 def main() -> None:
@@ -48,9 +43,9 @@ def main() -> None:
             uniform = fit_uniform_bytes(tokens, model, budget)
             ratios.append(len(rd.data) / budget)
             if uniform is not None:  # compare on the images where both exist
-                rows[bpp]["rd"].append(psnr(pixels, render(read_tokens(rd.data, model))))
+                rows[bpp]["rd"].append(psnr_rgb(pixels, render(read_tokens(rd.data, model))))
                 rows[bpp]["rd_bpp"].append(8 * len(rd.data) / (image.width * image.height))
-                rows[bpp]["uniform"].append(psnr(pixels, render(read_tokens(uniform.data, model))))
+                rows[bpp]["uniform"].append(psnr_rgb(pixels, render(read_tokens(uniform.data, model))))
                 rows[bpp]["uniform_bpp"].append(8 * len(uniform.data) / (image.width * image.height))
         print(f"{path.name} done", flush=True)
     print(f"\n{len(files)} images; --bytes lands at mean {np.mean(ratios):.4f} x budget, worst {np.min(ratios):.4f}")

@@ -130,16 +130,17 @@ def _fit_psnr(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, target
         if counts is None:
             break
         data = pack_tokens(tokens, counts, model)
-        achieved = _psnr(pixels, render(read_tokens(data, model)))
+        achieved = psnr_rgb(pixels, render(read_tokens(data, model)))
         if achieved >= target_db:
             return EncodeResult(data, counts, True, achieved)
         max_sse *= 0.995  # float noise between batch layouts: tighten and retry
     counts = np.full(tokens.grid.count, model.config.max_tokens)
     data = pack_tokens(tokens, counts, model)
-    return EncodeResult(data, counts, False, _psnr(pixels, render(read_tokens(data, model))))
+    return EncodeResult(data, counts, False, psnr_rgb(pixels, render(read_tokens(data, model))))
 
 
-def _psnr(pixels: np.ndarray, image: Image.Image) -> float:
+def psnr_rgb(pixels: np.ndarray, image: Image.Image | np.ndarray) -> float:
+    """PSNR-RGB in dB of a decoded image against uint8 source pixels."""
     mse = np.mean((pixels.astype(np.float64) - np.asarray(image, dtype=np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 

@@ -9,12 +9,17 @@ from pathlib import Path
 from vtcodec.errors import InputError, OutputExistsError
 
 
-def read_input(path: Path) -> bytes:
-    """The bytes of an input file, or :class:`InputError` with a one-line reason."""
+def check_readable(path: Path) -> None:
+    """Raise :class:`InputError` if ``path`` is missing or a directory."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory")
+
+
+def read_input(path: Path) -> bytes:
+    """The bytes of an input file, or :class:`InputError` with a one-line reason."""
+    check_readable(path)
     try:
         return path.read_bytes()
     except OSError as exc:

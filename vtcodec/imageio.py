@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vtcodec.errors import InputError
+from vtcodec.fileio import check_readable
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -44,10 +45,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def open_image(path: str | Path) -> Image.Image:
     """Open and fully load an image file as RGB, or raise :class:`InputError`."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not an image")
+    check_readable(path)
     try:
         with Image.open(path) as img:
             img.load()

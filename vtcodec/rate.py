@@ -41,10 +41,6 @@ class RDTable:
         grid = np.arange(k + 1)
         return np.stack([np.interp(grid, self.lengths, row) for row in self.sse])
 
-    def psnr(self, sse_total: float) -> float:
-        mse = sse_total / (3 * self.pixels)
-        return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
-
 
 def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
     """(tiles, K + 1) ideal code length of each tile's first n tokens."""

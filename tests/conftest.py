@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vtcodec import cli
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.prior import TokenPrior
 from vtcodec.zoo import load_model, save_model
@@ -46,3 +48,22 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (max(1, height // 8 + 1), max(1, width // 8 + 1), 3), dtype=np.uint8)
     return Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR)
+
+
+def run(args, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["vtcodec", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.fixture
+def cli_run(capsys, monkeypatch):
+    return lambda *args: run(args, capsys, monkeypatch)
+
+
+def assert_one_line_error(code, err):
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err

@@ -4,17 +4,7 @@ import sys
 
 import pytest
 
-from vtcodec import cli
-
-from .conftest import ROOT, random_image
-
-
-def run(args, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["vtcodec", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+from .conftest import ROOT, assert_one_line_error, random_image
 
 
 @pytest.fixture
@@ -22,17 +12,6 @@ def image_file(tmp_path):
     path = tmp_path / "pic.png"
     random_image(70, 40).save(path)
     return path
-
-
-@pytest.fixture
-def cli_run(capsys, monkeypatch):
-    return lambda *args: run(args, capsys, monkeypatch)
-
-
-def assert_one_line_error(code, err):
-    assert code != 0
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in err
 
 
 def test_encode_decode_info(cli_run, image_file, tiny_model_path):
@@ -108,7 +87,8 @@ def test_errors_are_one_line(case, cli_run, image_file, tiny_model_path, tmp_pat
         (tmp_path / "text.png").write_text("hello")
         result = cli_run("encode", tmp_path / "text.png", *model)
     elif case == "directory":
-        result = cli_run("encode", tmp_path, *model)
+        (tmp_path / "empty").mkdir()
+        result = cli_run("encode", tmp_path / "empty", *model)
     elif case == "truncated":
         vtk.write_bytes(data[:-7])
         result = cli_run("decode", vtk, *model)

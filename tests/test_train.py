@@ -1,6 +1,10 @@
 """`vtcodec train` end to end on a tiny model: train, checkpoint, resume, export, encode with --model."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,3 +48,55 @@ def test_train_resume_export_and_use(tmp_path):
     image = random_image(40, 33)
     out = vtcodec.decompress(vtcodec.compress(image, tokens=8, model=model), model=model)
     assert out.size == (40, 33)
+
+
+def _tiny_setup(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        random_image(48, 40, seed=i).save(data / f"{i}.png")
+    config = tmp_path / "tiny.json"
+    config.write_text(
+        json.dumps(
+            {
+                "model": {"tile_size": 32, "max_tokens": 8, "channels": [8, 8, 8, 8], "fsq_levels": [5, 3]},
+                "train": {"batch_size": 4, "log_every": 1, "eval_every": 2, "warmup_steps": 2},
+            }
+        )
+    )
+    return data, config
+
+
+def test_resume_continues_the_same_run_exactly(tmp_path):
+    data, config = _tiny_setup(tmp_path)
+    common = [str(data), "--config", str(config), "--prior-tiles", "64", "--minutes", "100"]
+    training.main([*common, "--out", str(tmp_path / "straight"), "--steps", "6"])
+    training.main([*common, "--out", str(tmp_path / "split"), "--steps", "3"])
+    training.main([*common, "--out", str(tmp_path / "split"), "--steps", "6", "--resume"])
+    straight = torch.load(tmp_path / "straight" / "last.ckpt", weights_only=False)
+    split = torch.load(tmp_path / "split" / "last.ckpt", weights_only=False)
+    assert straight["step"] == split["step"] == 6
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, split["model"][name]), name
+    assert (tmp_path / "straight" / "model.safetensors").read_bytes() == (
+        tmp_path / "split" / "model.safetensors"
+    ).read_bytes()
+
+
+def test_two_process_ddp_training_on_loopback(tmp_path):
+    data, config = _tiny_setup(tmp_path)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    cmd += ["-m", "vtcodec.train", str(data), "--out", str(run), "--val", str(data), "--config", str(config)]
+    cmd += ["--steps", "4", "--minutes", "100", "--prior-tiles", "64"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 rank(s)" in result.stdout + result.stderr
+    state = torch.load(run / "last.ckpt", weights_only=False)
+    assert state["step"] == 4
+    assert (run / "rng.rank1.pt").exists()
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if not r.get("final")] == [1, 2, 3, 4]
+    model = vtcodec.load_model(run / "model.safetensors")
+    assert model.config.max_tokens == 8

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from vtcodec import codec, container
+from vtcodec import batch, codec, container
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import open_image
-from vtcodec.zoo import find_model
+from vtcodec.zoo import find_model, load_model, resolve_device
 
 app = typer.Typer(
     add_completion=False,
@@ -30,10 +31,67 @@ ModelOption = Annotated[
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
 
 
+DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per forward pass (many inputs).")]
+JobsOption = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Threads that read and write files.")]
+ManifestOption = Annotated[
+    Optional[Path], typer.Option("--manifest", help="Append one JSON line per file (many inputs).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+MaxPixelsOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-pixels", min=0, help="Refuse images (and .vtk files) larger than this; 0: no limit [default: Pillow's]."
+    ),
+]
+
+
+def _set_pixel_limit(max_pixels: Optional[int]) -> None:
+    """Pillow refuses images above 2 x MAX_IMAGE_PIXELS, and so does the .vtk parser."""
+    if max_pixels is not None:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = None if max_pixels == 0 else max(1, max_pixels // 2)
+
+
+def _is_batch(inputs: list[str], output: Optional[Path], manifest: Optional[Path]) -> bool:
+    """One existing file and no output folder means single-file mode; anything else is a batch."""
+    if len(inputs) != 1 or not Path(inputs[0]).is_file() or manifest is not None:
+        return True
+    return output is not None and (output.is_dir() or str(output).endswith(("/", os.sep)))
+
+
+def _batch_output_dir(output: Optional[Path]) -> Optional[Path]:
+    if output is not None and output.exists() and not output.is_dir():
+        raise InputError(f"{output}: with several inputs, -o must be a folder")
+    return output
+
+
+def _report(summary: batch.Summary, rank: int, world: int) -> None:
+    done = summary.converted
+    rate = done / summary.seconds if summary.seconds > 0 else 0.0
+    where = f"rank {rank}/{world}: " if world > 1 else ""
+    typer.echo(
+        f"{where}{done} converted, {summary.skipped} skipped (already done), {len(summary.failed)} failed "
+        f"in {summary.seconds:.1f} s ({rate:.2f} images/s, {summary.bytes_in / max(summary.seconds, 1e-9) / 1e6:.2f} "
+        "MB/s in)",
+        err=True,
+    )
+    if summary.failed:
+        for _, message in summary.failed[:20]:
+            typer.echo(f"  failed: {message}", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def encode(
-    image: Annotated[Path, typer.Argument(help="Input image (any format Pillow reads).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output .vtk [default: IMAGE.vtk].")] = None,
+    images: Annotated[
+        list[str], typer.Argument(help="Input images, folders (recursive) or quoted globs.", show_default=False)
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Output .vtk, or a folder for many inputs [default: beside each input]."),
+    ] = None,
     tokens: Annotated[
         Optional[int], typer.Option("--tokens", "-t", min=0, help=f"Tokens per tile [default: {codec.DEFAULT_TOKENS}].")
     ] = None,
@@ -44,12 +102,45 @@ def encode(
     psnr: Annotated[Optional[float], typer.Option("--psnr", help="Smallest file with PSNR-RGB >= this (dB).")] = None,
     force: ForceOption = False,
     model: ModelOption = None,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 32,
+    jobs: JobsOption = 2,
+    manifest: ManifestOption = None,
+    quiet: QuietOption = False,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
-    """Compress an image into a .vtk file (one target: --tokens, --bytes, --bpp or --psnr)."""
+    """Compress images into .vtk files (one target: --tokens, --bytes, --bpp or --psnr).
+
+    Several inputs, a folder or a glob make a batch run: -o names a folder that
+    mirrors the input tree, outputs that already exist and verify are skipped (a
+    rerun resumes), and a failure on one file does not stop the others.
+    """
+    _set_pixel_limit(max_pixels)
+    loaded = load_model(model, device)
+    if _is_batch(images, output, manifest):
+        rank, world = batch.shard()
+        out_dir = _batch_output_dir(output)
+        all_jobs = batch.collect_jobs(images, out_dir, batch.IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
+        summary = batch.encode_many(
+            all_jobs[rank::world],
+            loaded,
+            tokens,
+            max_bytes=max_bytes,
+            bpp=bpp,
+            psnr=psnr,
+            batch_size=batch_size,
+            threads=jobs,
+            force=force,
+            manifest=batch.manifest_part(manifest, rank, world),
+            quiet=quiet,
+        )
+        _report(summary, rank, world)
+        return
+    image = Path(images[0])
     out = output or image.with_suffix(".vtk")
     check_writable(out, force)
     pixels = open_image(image)
-    result = codec.encode(pixels, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model)
+    result = codec.encode(pixels, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=loaded)
     write_atomic(out, result.data, force=force)
     size = len(result.data)
     summary = (
@@ -64,20 +155,63 @@ def encode(
 
 @app.command()
 def decode(
-    file: Annotated[Path, typer.Argument(help="Input .vtk file.")],
+    files: Annotated[list[str], typer.Argument(help="Input .vtk files, folders (recursive) or quoted globs.")],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Output image (default: FILE.decoded.png).")
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Output image, or a folder for many inputs [default: FILE.decoded.png beside each]."
+        ),
     ] = None,
     tokens: Annotated[
         Optional[int], typer.Option("--tokens", "-t", min=0, help="Decode only the first N tokens of each tile.")
     ] = None,
+    image_format: Annotated[
+        str, typer.Option("--format", help="Image suffix of batch outputs written to a folder.")
+    ] = "png",
     force: ForceOption = False,
     model: ModelOption = None,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 32,
+    jobs: JobsOption = 2,
+    manifest: ManifestOption = None,
+    quiet: QuietOption = False,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
-    """Decompress a .vtk file into an image (format from the output suffix)."""
+    """Decompress .vtk files into images (format from the output suffix)."""
+    _set_pixel_limit(max_pixels)
+    target = resolve_device(device)
+    if _is_batch(files, output, manifest):
+        rank, world = batch.shard()
+        out_dir = _batch_output_dir(output)
+        suffix = "." + image_format.lstrip(".").lower()
+        _format_for(Path("x" + suffix))
+
+        def name(p: Path) -> Path:
+            return p.with_suffix(suffix) if out_dir is not None else p.with_name(p.stem + ".decoded" + suffix)
+
+        all_jobs = batch.collect_jobs(files, out_dir, frozenset({batch.VTK_SUFFIX}), name)
+        summary = batch.decode_many(
+            all_jobs[rank::world],
+            [model] if model else [],
+            target,
+            tokens=tokens,
+            batch_size=batch_size,
+            threads=jobs,
+            force=force,
+            manifest=batch.manifest_part(manifest, rank, world),
+            quiet=quiet,
+        )
+        _report(summary, rank, world)
+        return
+    file = Path(files[0])
     out = output or file.with_name(file.stem + ".decoded.png")
     check_writable(out, force)
-    image = codec.decompress(read_input(file), tokens=tokens, model=model)
+    data = read_input(file)
+    header, _ = container.unpack(data)
+    loaded = find_model(header.model_id, [model] if model else [])
+    if target.type != "cpu":
+        loaded = load_model(loaded.path, target)
+    image = codec.decompress(data, tokens=tokens, model=loaded)
     buffer = io.BytesIO()
     try:
         image.save(buffer, format=_format_for(out))
@@ -160,20 +294,62 @@ def train(
     val: Annotated[Optional[Path], typer.Option("--val", help="Held-out folder for periodic evaluation.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="JSON with 'model' and 'train' sections.")] = None,
     minutes: Annotated[float, typer.Option("--minutes", min=0.0, help="Wall-time budget of the run.")] = 60.0,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Also stop after N steps in all.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN/last.ckpt.")] = False,
     init: Annotated[
         Optional[Path], typer.Option("--init", help="Start from a model file (e.g. the shipped one).")
     ] = None,
 ) -> None:
-    """Train a tokenizer, then fit its prior and export RUN/model.safetensors."""
+    """Train a tokenizer, then fit its prior and export RUN/model.safetensors.
+
+    Runs unchanged under torchrun (DDP: gloo on CPU, NCCL on CUDA); each rank reads its own shard of the images.
+    """
     from vtcodec import train as training
 
     args = [str(p) for p in data] + ["--out", str(out), "--minutes", str(minutes)]
     args += ["--val", str(val)] if val else []
+    args += ["--steps", str(steps)] if steps else []
     args += ["--config", str(config)] if config else []
     args += ["--resume"] if resume else []
     args += ["--init", str(init)] if init else []
     training.main(args)
+
+
+@app.command()
+def bench(
+    images_dir: Annotated[Path, typer.Argument(help="Folder of images (e.g. ../shared/data/kodak).")],
+    out: Annotated[Path, typer.Option("--out", help="Results folder: JSON, CSV, plots, BD-rate, crops.")],
+    codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: vtcodec,jpeg,webp,avif.")] = (
+        "vtcodec,jpeg,webp,avif"
+    ),
+    points: Annotated[int, typer.Option("--points", min=1, help="vtcodec token counts to measure.")] = 5,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N images.")] = None,
+    per_image: Annotated[bool, typer.Option("--per-image", help="Also one curve per image in results.json.")] = False,
+    model: ModelOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Rate-quality comparison with JPEG, WebP and AVIF at equal bytes, with plots and BD-rates."""
+    from vtcodec import bench as benchmark
+
+    chosen = [c.strip().lower() for c in codecs.split(",") if c.strip()]
+    unknown = sorted(set(chosen) - {"vtcodec", "jpeg", "webp", "avif"})
+    if unknown or "vtcodec" not in chosen:
+        raise InputError(f"--codecs must include vtcodec and may add jpeg, webp, avif (got {codecs!r})")
+    if not images_dir.is_dir():
+        raise InputError(f"{images_dir}: not a folder")
+    files = [p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in batch.IMAGE_SUFFIXES][:limit]
+    if not files:
+        raise InputError(f"{images_dir}: no images")
+    loaded = load_model(model, "cpu")
+    ladder = [n for n in benchmark.TOKEN_LADDER if n <= loaded.config.max_tokens]
+    picks = sorted({ladder[round(i * (len(ladder) - 1) / max(points - 1, 1))] for i in range(points)})
+    result = benchmark.run_bench(files, out, loaded, chosen, picks, per_image=per_image, quiet=quiet)
+    typer.echo(result["table"])
+    typer.echo("")
+    typer.echo(result["bd_table"])
+    for note in result["notes"]:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"{len(files)} images in {result['seconds']:.0f} s; results in {out}", err=True)
 
 
 def main() -> None:

@@ -50,9 +50,10 @@ def tokenize(image: Image.Image | np.ndarray, model: ModelSpec = None) -> TokenI
     if width < 1 or height < 1:
         raise InputError("image has no pixels")
     grid = TileGrid(width, height, loaded.config.tile_size)
-    chunks = [
-        loaded.model.encode(batch.to(loaded.device)).cpu() for batch in iter_tile_batches(pixels, grid, TILE_BATCH)
-    ]
+    with loaded.autocast():
+        chunks = [
+            loaded.model.encode(batch.to(loaded.device)).cpu() for batch in iter_tile_batches(pixels, grid, TILE_BATCH)
+        ]
     return TokenImage(grid, torch.cat(chunks).numpy().astype(np.int64))
 
 
@@ -241,7 +242,8 @@ def render(stream: DecodedStream, tokens: int | None = None) -> Image.Image:
         stop = min(start + TILE_BATCH, grid.count)
         ids = torch.from_numpy(stream.ids[start:stop]).to(loaded.device)
         lengths = torch.from_numpy(counts[start:stop]).to(loaded.device)
-        tiles = loaded.model.decode(ids[:, :width], lengths)
+        with loaded.autocast():
+            tiles = loaded.model.decode(ids[:, :width], lengths)
         place_tiles(canvas, grid, start, tiles)
     return Image.fromarray(canvas, "RGB")
 

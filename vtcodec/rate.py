@@ -69,7 +69,8 @@ def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel) -> RDTab
             mask[j, :, : min(grid.tile, grid.height - y), : min(grid.tile, grid.width - x)] = 1
         for col, n in enumerate(lengths):
             lengths_t = torch.full((stop - start,), int(n), device=model.device)
-            decoded = model.model.decode(ids, lengths_t).mul(255).round()
+            with model.autocast():
+                decoded = model.model.decode(ids, lengths_t).float().mul(255).round()
             sse[start:stop, col] = (((decoded - reference) ** 2) * mask).sum(dim=(1, 2, 3)).cpu().numpy()
     return RDTable(prefix_bits(tokens, model), lengths, sse, grid.width * grid.height)
 

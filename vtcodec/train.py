@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from vtcodec.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.errors import InputError
@@ -28,10 +30,12 @@ class TrainConfig:
     warmup_steps: int = 300
     weight_decay: float = 1e-4
     full_length_prob: float = 0.2
+    length_dist: str = "uniform"
     curriculum_steps: int = 600
     loss: str = "mse"
     min_scale: float = 0.5
     minutes: float = 60.0
+    max_steps: int | None = None
     decay_fraction: float = 0.2
     log_every: int = 25
     eval_every: int = 250
@@ -39,9 +43,19 @@ class TrainConfig:
     seed: int = 0
 
 
-def sample_lengths(batch: int, max_tokens: int, full_prob: float, gen: torch.Generator) -> torch.Tensor:
-    """Kept prefix lengths (tail-token drop): uniform on [1, K], and exactly K with ``full_prob``."""
+def sample_lengths(
+    batch: int, max_tokens: int, full_prob: float, gen: torch.Generator, dist: str = "uniform"
+) -> torch.Tensor:
+    """Kept prefix lengths (tail-token drop), exactly K with ``full_prob``; otherwise
+
+    ``uniform`` on [1, K], or ``mixed``: half uniform, half log-uniform (more short prefixes).
+    """
     lengths = torch.randint(1, max_tokens + 1, (batch,), generator=gen)
+    if dist == "mixed":
+        log_uniform = torch.exp(torch.rand(batch, generator=gen) * np.log(max_tokens + 1)).long().clamp(1, max_tokens)
+        lengths = torch.where(torch.rand(batch, generator=gen) < 0.5, lengths, log_uniform)
+    elif dist != "uniform":
+        raise ValueError(f"unknown length distribution {dist!r}")
     full = torch.rand(batch, generator=gen) < full_prob
     return torch.where(full, torch.full_like(lengths, max_tokens), lengths)
 
@@ -53,9 +67,13 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
-    """Linear warm-up, constant, then linear decay to 10% over the last part of the wall-time budget."""
+    """Linear warm-up, constant, then linear decay to 10% over the last part of the budget.
+
+    The budget is ``max_steps`` when set (so that a resumed run repeats the same
+    schedule exactly), else the wall time.
+    """
     lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-    progress = elapsed_s / (cfg.minutes * 60.0)
+    progress = step / cfg.max_steps if cfg.max_steps else elapsed_s / (cfg.minutes * 60.0)
     start = 1.0 - cfg.decay_fraction
     if progress > start:
         lr *= max(0.1, 1.0 - 0.9 * (progress - start) / cfg.decay_fraction)
@@ -75,10 +93,53 @@ def evaluate(model: torch.nn.Module, crops: torch.Tensor, lengths: tuple[int, ..
     return out
 
 
+def warm_start(model: torch.nn.Module, weights: str) -> None:
+    """Copy every tensor of a model file whose name and shape match; report the rest."""
+    from vtcodec.zoo import load_model
+
+    source = load_model(weights).model.state_dict()
+    target = model.state_dict()
+    matched = {k: v.float() for k, v in source.items() if k in target and target[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    fresh = sorted(set(target) - set(matched))
+    print(f"warm start from {weights}: {len(matched)} tensors copied, fresh: {', '.join(fresh) or 'none'}", flush=True)
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 when run alone)."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Distributed:
+    """Join the process group when launched by torchrun: NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed(0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl")
+    else:
+        device = torch.device("cpu")
+        dist.init_process_group("gloo")
+    return Distributed(rank, world, device)
 
 
 def train(
@@ -90,75 +151,115 @@ def train(
     resume: bool = False,
     init_weights: str | None = None,
 ) -> Path:
-    """Train (or resume) a tokenizer; returns the path of the last checkpoint."""
+    """Train (or resume) a tokenizer; returns the path of the last checkpoint.
+
+    Under torchrun every rank trains on its own shard of the image files and
+    gradients are averaged (DDP); rank 0 logs, evaluates and writes checkpoints.
+    """
+    dist_info = init_distributed()
+    device = dist_info.device
     torch.manual_seed(cfg.seed)
     run = Path(out_dir)
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path = run / "last.ckpt"
     log_path = run / "log.jsonl"
+    rng_path = run / f"rng.rank{dist_info.rank}.pt"  # extra ranks' random streams, for exact resumes
 
     step, elapsed = 0, 0.0
     state = None
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         model_config = TokenizerConfig.from_dict(state["model_config"])
-        cfg = replace(TrainConfig(**state["train_config"]), minutes=cfg.minutes)
+        cfg = replace(TrainConfig(**state["train_config"]), minutes=cfg.minutes, max_steps=cfg.max_steps)
         step, elapsed = state["step"], state["elapsed"]
 
     model = build_model(model_config)
     if init_weights and state is None:
-        from vtcodec.zoo import load_model
+        warm_start(model, init_weights)
+    model.to(device)
 
-        model.load_state_dict(load_model(init_weights).model.state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    train_files = list_images(data_dirs)
+    train_files = list_images(data_dirs)[dist_info.rank :: dist_info.world]
     if not train_files:
         raise InputError(f"no training images found in {', '.join(map(str, data_dirs))}")
-    print(f"loading {len(train_files)} training images", flush=True)
+    say = print if dist_info.main else (lambda *a, **k: None)
+    say(f"loading {len(train_files)} training images per rank, {dist_info.world} rank(s) on {device}", flush=True)
     images = [load_rgb(p, model_config.tile_size) for p in train_files]
-    sampler = CropSampler(images, model_config.tile_size, cfg.min_scale, seed=cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    sampler = CropSampler(images, model_config.tile_size, cfg.min_scale, seed=cfg.seed + 1000 * dist_info.rank)
+    gen = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * dist_info.rank)
     val_crops = None
-    if val_dir:
+    if val_dir and dist_info.main:
         val_images = [load_rgb(p, model_config.tile_size) for p in list_images([val_dir])]
-        val_crops = center_crops(val_images, model_config.tile_size)
+        val_crops = center_crops(val_images, model_config.tile_size).to(device)
 
     if state is not None:
         model.load_state_dict(state["model"])
+        streams = state if dist_info.main else torch.load(rng_path, weights_only=False)
+        sampler.set_state(streams["sampler_rng"])
+        gen.set_state(streams["length_rng"])
+        torch.set_rng_state(streams["torch_rng"])
+        say(f"resumed at step {step}, {elapsed / 60:.1f} min trained", flush=True)
+    net: torch.nn.Module = model
+    if dist_info.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is not None:
         opt.load_state_dict(state["optimizer"])
-        sampler.set_state(state["sampler_rng"])
-        gen.set_state(state["length_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        print(f"resumed at step {step}, {elapsed / 60:.1f} min trained", flush=True)
 
-    def snapshot() -> dict:
-        return {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "step": step,
-            "elapsed": elapsed,
-            "model_config": model_config.to_dict(),
-            "train_config": cfg.__dict__,
-            "sampler_rng": sampler.state(),
-            "length_rng": gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-        }
+    def streams() -> dict:
+        return {"sampler_rng": sampler.state(), "length_rng": gen.get_state(), "torch_rng": torch.get_rng_state()}
+
+    def checkpoint() -> None:
+        if dist_info.main:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "step": step,
+                    "elapsed": elapsed,
+                    "model_config": model_config.to_dict(),
+                    "train_config": cfg.__dict__,
+                    **streams(),
+                },
+            )
+        else:
+            save_checkpoint(rng_path, streams())
+
+    def log(record: dict) -> None:
+        bar.write(json.dumps(record))
+        with log_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
 
     budget = cfg.minutes * 60.0
-    eval_lengths = tuple(sorted({min(n, model_config.max_tokens) for n in (16, 64, model_config.max_tokens)}))
+    eval_lengths = tuple(sorted({min(n, model_config.max_tokens) for n in (16, 64, 128, 256, model_config.max_tokens)}))
     last_ckpt = time.time()
     window: list[tuple[float, float, float]] = []
-    model.train()
-    while elapsed < budget:
+    net.train()
+    stop_file = run / "STOP"
+    bar = tqdm(
+        total=round(budget),
+        initial=min(round(elapsed), round(budget)),
+        unit="s",
+        disable=not dist_info.main,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]",
+        dynamic_ncols=True,
+    )
+    while True:
+        done = elapsed >= budget or stop_file.exists() or (cfg.max_steps is not None and step >= cfg.max_steps)
+        if dist_info.world > 1:  # every rank stops at the same step
+            flag = torch.tensor([float(done)], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            done = bool(flag.item())
+        if done:
+            break
         t0 = time.time()
-        batch = sampler.sample(cfg.batch_size)
+        batch = sampler.sample(cfg.batch_size).to(device)
         # Curriculum: all tokens at first, so that the decoder learns to use them; then tail drop.
         full_prob = max(cfg.full_length_prob, 1.0 - step / max(1, cfg.curriculum_steps))
-        lengths = sample_lengths(cfg.batch_size, model_config.max_tokens, full_prob, gen)
+        lengths = sample_lengths(cfg.batch_size, model_config.max_tokens, full_prob, gen, cfg.length_dist).to(device)
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step, elapsed)
-        rec = model(batch, lengths)
+        rec = net(batch, lengths)
         mse = ((rec - batch) ** 2).flatten(1).mean(1)
         loss = torch.log(mse + 1e-5).mean() if cfg.loss == "log-mse" else mse.mean()
         opt.zero_grad(set_to_none=True)
@@ -168,26 +269,32 @@ def train(
         step += 1
         dt = time.time() - t0
         elapsed += dt
-        window.append((loss.item(), float(psnr(rec.detach().clamp(0, 1), batch).mean()), cfg.batch_size / dt))
+        images_per_s = cfg.batch_size * dist_info.world / dt
+        window.append((loss.item(), float(psnr(rec.detach().clamp(0, 1), batch).mean()), images_per_s))
+        bar.update(min(round(elapsed), round(budget)) - bar.n)
         if step % cfg.log_every == 0:
             loss_m, psnr_m, ips = (float(np.mean(v)) for v in zip(*window, strict=True))
             window.clear()
-            record = {"step": step, "min": round(elapsed / 60, 2), "loss": loss_m, "psnr": psnr_m, "img_s": ips}
-            if val_crops is not None and step % cfg.eval_every == 0:
-                record.update(evaluate(model, val_crops, eval_lengths))
-            print(json.dumps(record), flush=True)
-            with log_path.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            bar.set_postfix_str(f"step {step}, loss {loss_m:.4f}, PSNR {psnr_m:.2f} dB, {ips:.1f} img/s")
+            if dist_info.main:
+                record = {"step": step, "min": round(elapsed / 60, 2), "loss": loss_m, "psnr": psnr_m, "img_s": ips}
+                if val_crops is not None and step % cfg.eval_every == 0:
+                    record.update(evaluate(model, val_crops, eval_lengths))
+                    net.train()
+                log(record)
         if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
-            save_checkpoint(ckpt_path, snapshot())
+            checkpoint()
             last_ckpt = time.time()
-    save_checkpoint(ckpt_path, snapshot())
-    final = {"step": step, "min": round(elapsed / 60, 2), "final": True}
-    if val_crops is not None:
-        final.update(evaluate(model, val_crops, eval_lengths))
-    print(json.dumps(final), flush=True)
-    with log_path.open("a") as fh:
-        fh.write(json.dumps(final) + "\n")
+    checkpoint()
+    bar.close()
+    if dist_info.main:
+        final = {"step": step, "min": round(elapsed / 60, 2), "final": True}
+        if val_crops is not None:
+            final.update(evaluate(model, val_crops, eval_lengths))
+        log(final)
+    if dist_info.world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return ckpt_path
 
 
@@ -236,16 +343,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val")
     parser.add_argument("--config", help="JSON file with 'model' and 'train' sections")
     parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--steps", type=int, help="also stop after this many optimizer steps in all")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--init", help="start from these weights (a model file), e.g. the shipped default")
     parser.add_argument("--prior-tiles", type=int, default=8192, help="training tiles to fit the prior on")
     parser.add_argument("--export-only", action="store_true", help="skip training: export RUN/last.ckpt")
     args = parser.parse_args(argv)
-    model_cfg, train_cfg = TokenizerConfig(), TrainConfig(minutes=args.minutes)
+    model_cfg, train_cfg = TokenizerConfig(), TrainConfig(minutes=args.minutes, max_steps=args.steps)
     if args.config:
         spec = json.loads(Path(args.config).read_text())
         model_cfg = TokenizerConfig.from_dict(spec.get("model", {}))
-        train_cfg = replace(train_cfg, **spec.get("train", {}))
+        train_cfg = replace(train_cfg, **{**spec.get("train", {}), "minutes": args.minutes, "max_steps": args.steps})
     if args.init and not args.config:
         from vtcodec.zoo import load_model
 
@@ -254,6 +362,8 @@ def main(argv: list[str] | None = None) -> None:
         ckpt = Path(args.out) / "last.ckpt"
     else:
         ckpt = train(args.data, args.out, args.val, model_cfg, train_cfg, resume=args.resume, init_weights=args.init)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # rank 0 exports
     out = Path(args.out) / "model.safetensors"
     model_id = export_checkpoint(ckpt, args.data, out, prior_tiles=args.prior_tiles, val_dir=args.val)
     print(f"exported {out} (model id {model_id.hex()})", flush=True)

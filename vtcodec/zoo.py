@@ -8,6 +8,7 @@ into every ``.vtk`` file is the first 8 bytes of the SHA-256 of the file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -27,10 +28,12 @@ from vtcodec.prior import TokenPrior
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.safetensors"
+MANIFEST = WEIGHTS_DIR / "MANIFEST.json"  # SHA-256 of every shipped model file
 PRIOR_KEY = "prior.freqs"
 CONFIG_KEY = "vtcodec.config"
 
 _cache: dict[Path, LoadedModel] = {}
+_device_cache: dict[tuple[Path, str], LoadedModel] = {}
 _search_paths: list[Path] = []
 _lock = threading.Lock()
 
@@ -52,6 +55,23 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the network on CUDA; a no-op on CPU (tokens stay float32-rounded)."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when it is present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InputError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA was asked for, but torch sees no CUDA device")
+    return torch.device(device)
 
 
 def model_id_of(data: bytes) -> bytes:
@@ -85,17 +105,50 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
     return LoadedModel(model, prior, model_id_of(data), config, path)
 
 
-def load_model(path: str | Path | None = None) -> LoadedModel:
-    """Load (and cache) a model file; ``None`` means the shipped default model."""
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load (and cache) a model file on ``device``; ``None`` means the shipped default model."""
     resolved = Path(path).resolve() if path is not None else DEFAULT_WEIGHTS
+    target = resolve_device(device) if isinstance(device, str) else device
     with _lock:
         if resolved not in _cache:
             try:
                 data = resolved.read_bytes()
             except OSError as exc:
                 raise InputError(f"{resolved}: cannot read model file ({exc.strerror})") from None
+            _check_shipped(resolved, data)
             _cache[resolved] = parse_model(data, resolved)
-        return _cache[resolved]
+        cpu = _cache[resolved]
+        if target.type == "cpu":
+            return cpu
+        key = (resolved, str(target))
+        if key not in _device_cache:
+            model = build_model(cpu.config).to(target)
+            model.load_state_dict(cpu.model.state_dict())
+            _device_cache[key] = LoadedModel(model.eval(), cpu.prior, cpu.model_id, cpu.config, cpu.path)
+        return _device_cache[key]
+
+
+def _check_shipped(path: Path, data: bytes) -> None:
+    """Refuse a shipped model file whose bytes differ from the SHA-256 recorded in the manifest."""
+    if path.parent != WEIGHTS_DIR.resolve():
+        return
+    try:
+        expected = json.loads(MANIFEST.read_text())[path.name]
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"{path}: not listed in the weights manifest; reinstall vtcodec") from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise InputError(f"{path}: shipped weights are damaged or tampered (SHA-256 mismatch); reinstall vtcodec")
+
+
+def write_manifest() -> None:
+    """Record the SHA-256 of every shipped model file (run after new weights are trained):
+
+    ``python -c "from vtcodec.zoo import write_manifest; write_manifest()"``
+    """
+    from vtcodec.fileio import write_atomic
+
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
+    write_atomic(MANIFEST, (json.dumps(digests, indent=2) + "\n").encode(), force=True)
 
 
 def save_model(model: ConvTokenizer, prior: TokenPrior, path: str | Path) -> bytes:

@@ -39,7 +39,11 @@ class FSQ(nn.Module):
         return torch.tanh(z + shift) * half - offset
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Quantize ``z`` (..., dim) and return (normalized codes in [-1, 1], token ids)."""
+        """Quantize ``z`` (..., dim) and return (normalized codes in [-1, 1], token ids).
+
+        Always in float32, also under autocast: the rounding decides the tokens.
+        """
+        z = z.float()
         bounded = self._bound(z)
         rounded = bounded + (torch.round(bounded) - bounded).detach()
         half_width = (self.levels // 2).to(z.dtype)

@@ -2,10 +2,13 @@
 
 Two token layouts (``TokenizerConfig.layout``):
 
-- ``grid`` (default, shipped): the encoder downsamples a T x T tile 32x to a
-  (T/32)^2 grid of cells with G = K / cells token groups each; token ``g * cells + p``
-  is group ``g`` of cell ``p``. Nested dropout over this flattened order makes
-  early groups coarse and later groups detail, and any prefix still decodes.
+- ``grid`` (default, shipped): the encoder downsamples a T x T tile to a grid of
+  cells of ``cell_size`` pixels (32 or 16) with G = K / cells token groups each;
+  token ``g * cells + p`` is group ``g`` of the ``p``-th cell in ``cell_order``
+  (``raster``, or ``coarse-to-fine``: a sparse lattice of cells first, so that a
+  prefix shorter than one group still spreads over the whole tile). Nested dropout
+  over this flattened order makes early groups coarse and later groups detail,
+  and any prefix still decodes.
 - ``global``: a linear readout from the (T/16)^2 feature grid to K tokens, each
   seeing the whole tile (TiTok-like). On this CPU it collapsed (the decoder ignored
   its tokens); kept for the probes in ``benchmarks/``.
@@ -38,6 +41,8 @@ class TokenizerConfig:
     grid_channels: int = 48
     layout: str = "grid"
     blocks_per_stage: int = 1
+    cell_size: int = 32
+    cell_order: str = "raster"
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -75,6 +80,26 @@ class Upsample(nn.Module):
         return self.shuffle(self.conv(F.silu(x)))
 
 
+def cell_order(side: int, order: str) -> torch.Tensor:
+    """Spatial (raster) index of the cell at each sequence position of one token group."""
+    cells = [(y, x) for y in range(side) for x in range(side)]
+    if order == "raster":
+        keys = [0] * len(cells)
+    elif order == "coarse-to-fine":
+        # Nested lattices of cells at (1 mod s, 1 mod s) for s = side/2, ..., 2: coarsest first.
+        def level(y: int, x: int) -> int:
+            stride = max(side // 2, 1)
+            while stride > 1 and not (y % stride == 1 and x % stride == 1):
+                stride //= 2
+            return -stride
+
+        keys = [level(y, x) for y, x in cells]
+    else:
+        raise ValueError(f"unknown cell order {order!r}")
+    ranked = sorted(range(len(cells)), key=lambda i: (keys[i], i))
+    return torch.tensor(ranked, dtype=torch.int64)
+
+
 class ConvTokenizer(nn.Module):
     """Tile <-> ordered sequence of up to ``max_tokens`` discrete tokens."""
 
@@ -101,14 +126,24 @@ class ConvTokenizer(nn.Module):
             self.writein: nn.Module = nn.Linear(k * d, grid_dim)
             dec: list[nn.Module] = [nn.Conv2d(config.grid_channels, c[-1], 1)]
         elif config.layout == "grid":
-            cells = (self.grid // 2) ** 2
+            if config.cell_size not in (16, 32) or config.tile_size % config.cell_size:
+                raise ValueError("cell_size must be 16 or 32 and divide tile_size")
+            self.side = config.tile_size // config.cell_size
+            cells = self.side**2
             if k % cells:
                 raise ValueError(f"max_tokens must be a multiple of {cells} for the grid layout")
             self.groups = k // cells
-            enc += [nn.SiLU(), nn.Conv2d(c[-1], self.groups * d, 4, stride=2, padding=1)]
+            order = cell_order(self.side, config.cell_order)
+            self.register_buffer("order", order, persistent=False)
+            self.register_buffer("inverse_order", torch.argsort(order), persistent=False)
+            if config.cell_size == 32:
+                enc += [nn.SiLU(), nn.Conv2d(c[-1], self.groups * d, 4, stride=2, padding=1)]
+                dec = [Upsample(self.groups * d, c[-1])]
+            else:
+                enc += [nn.SiLU(), nn.Conv2d(c[-1], self.groups * d, 3, padding=1)]
+                dec = [nn.Conv2d(self.groups * d, c[-1], 3, padding=1)]
             self.readout = nn.Identity()
             self.writein = nn.Identity()
-            dec = [Upsample(self.groups * d, c[-1])]
         else:
             raise ValueError(f"unknown token layout {config.layout!r}")
         self.encoder = nn.Sequential(*enc)
@@ -137,8 +172,9 @@ class ConvTokenizer(nn.Module):
         features = self.encoder(tiles * 2 - 1)
         if self.config.layout == "global":
             return self.readout(features.flatten(1)).view(b, k, d)
-        # grid: token (group g, cell p) sits at sequence index g * cells + p.
-        return features.view(b, self.groups, d, -1).transpose(2, 3).reshape(b, k, d)
+        # grid: token (group g, p-th cell in the cell order) sits at sequence index g * cells + p.
+        cells = features.view(b, self.groups, d, -1)[..., self.order]
+        return cells.transpose(2, 3).reshape(b, k, d)
 
     def _render(self, codes: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """codes (B, K, D); keep (B, K) bool -> tiles (B, 3, T, T) in about [0, 1]."""
@@ -147,8 +183,9 @@ class ConvTokenizer(nn.Module):
         if self.config.layout == "global":
             grid = self.writein(codes.flatten(1)).view(b, self.config.grid_channels, self.grid, self.grid)
         else:
-            side = self.grid // 2
-            grid = codes.view(b, self.groups, side * side, d).transpose(2, 3).reshape(b, self.groups * d, side, side)
+            side = self.side
+            cells = codes.view(b, self.groups, side * side, d).transpose(2, 3)[..., self.inverse_order]
+            grid = cells.reshape(b, self.groups * d, side, side)
         return self.decoder(grid) * 0.5 + 0.5
 
     def forward(self, tiles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,80 @@
+"""The benchmark: equal-bytes bisection, Bjøntegaard delta rate, and the results schema."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from vtcodec import bench
+
+from .conftest import random_image
+
+
+def test_bisection_finds_the_largest_file_that_fits():
+    sizes = {q: 100 + 10 * q for q in range(0, 51)}
+    calls = []
+
+    def encode(q: int) -> bytes:
+        calls.append(q)
+        return bytes(sizes[q])
+
+    assert bench.largest_fitting(encode, 0, 50, 355)[0] == 25
+    assert bench.largest_fitting(encode, 0, 50, 360)[0] == 26
+    assert bench.largest_fitting(encode, 0, 50, 10_000)[0] == 50
+    assert bench.largest_fitting(encode, 0, 50, 99) is None  # unreachable: never extrapolated
+    assert len(calls) < 4 * 12  # bisection, not a scan
+
+
+def test_bisection_tolerates_a_small_non_monotone_step():
+    sizes = [100, 120, 140, 139, 160, 180]  # quality 3 is smaller than quality 2
+    found = bench.largest_fitting(lambda q: bytes(sizes[q]), 0, 5, 150)
+    assert found is not None and len(found[1]) == 140
+
+
+def test_bd_rate_of_a_curve_with_half_the_rate_is_minus_50_percent():
+    quality = [28.0, 30.0, 32.0, 34.0]
+    rate = [0.1, 0.2, 0.4, 0.8]
+    assert bench.bd_rate(rate, quality, [r / 2 for r in rate], quality) == pytest.approx(-50.0, abs=1e-9)
+    assert bench.bd_rate(rate, quality, [r * 1.25 for r in rate], quality) == pytest.approx(25.0, abs=1e-9)
+
+
+def test_bd_rate_hand_computed_with_partial_overlap():
+    # A: log r = (q - 20) / 5 on q in [20, 30]; B: log r = (q - 20) / 5 - 0.1 on q in [25, 35].
+    qa = [20.0, 22.5, 25.0, 27.5, 30.0]
+    qb = [25.0, 27.5, 30.0, 32.5, 35.0]
+    ra = [math.exp((q - 20) / 5) for q in qa]
+    rb = [math.exp((q - 20) / 5 - 0.1) for q in qb]
+    assert bench.bd_rate(ra, qa, rb, qb) == pytest.approx((math.exp(-0.1) - 1) * 100, abs=1e-6)
+    assert bench.bd_rate(ra, qa, rb, [q + 20 for q in qb]) is None  # no overlap
+
+
+def test_bench_writes_the_compressai_schema_csv_and_plots(tmp_path, tiny_model):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        random_image(170, 165, seed=i).save(images / f"{i}.png")
+    out = tmp_path / "results"
+    result = bench.run_bench(sorted(images.iterdir()), out, tiny_model, ["vtcodec", "jpeg"], [2, 8], quiet=True)
+    entries = json.loads((out / "results.json").read_text())
+    assert {e["name"] for e in entries} == {"vtcodec", "jpeg", "jpeg-down", "jpeg-sweep"}
+    for entry in entries:
+        assert set(entry) == {"name", "description", "results"}
+        results = entry["results"]
+        assert {"bpp", "psnr-rgb", "ms-ssim"} <= set(results)
+        assert len(results["bpp"]) == len(results["psnr-rgb"]) == len(results["ms-ssim"])
+    ours = next(e for e in entries if e["name"] == "vtcodec")["results"]
+    assert ours["tokens"] == [2, 8] and ours["bpp"][0] <= ours["bpp"][1]
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    vt = [r for r in rows if r["codec"] == "vtcodec"]
+    assert len(vt) == 4
+    for r in rows:
+        if r["codec"] == "jpeg" and r["bytes"]:
+            match = next(v for v in vt if v["image"] == r["image"] and v["vtcodec_tokens"] == r["vtcodec_tokens"])
+            assert int(r["bytes"]) <= int(match["bytes"])  # equal bytes: never larger
+    for name in ("rd-psnr.png", "rd-msssim.png", "bd-rate.md", "side-by-side.png"):
+        assert (out / name).stat().st_size > 0
+    assert np.isfinite(result["seconds"])

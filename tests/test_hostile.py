@@ -1,0 +1,187 @@
+"""Hostile and odd inputs on encode, safe weights, and no data loss on a full disk."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vtcodec
+from vtcodec import fileio, zoo
+from vtcodec.errors import InputError, UnknownModelError
+
+from .conftest import assert_one_line_error, random_image
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares ``width x height`` pixels."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def saved(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def odd_images() -> dict[str, bytes]:
+    rgb = random_image(40, 30, seed=1)
+    gray16 = Image.fromarray(np.arange(40 * 30, dtype=np.uint16).reshape(30, 40) * 50)
+    palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    palette.info["transparency"] = 0
+    return {
+        "16bit.png": saved(gray16, "PNG"),
+        "cmyk.jpg": saved(rgb.convert("CMYK"), "JPEG"),
+        "palette-alpha.png": saved(palette, "PNG", transparency=0),
+        "la.png": saved(rgb.convert("LA"), "PNG"),
+        "1x1.png": saved(random_image(1, 1), "PNG"),
+        "1x5000.png": saved(random_image(1, 5000), "PNG"),
+        "5000x1.png": saved(random_image(5000, 1), "PNG"),
+    }
+
+
+ODD_NAMES = ["16bit.png", "cmyk.jpg", "palette-alpha.png", "la.png", "1x1.png", "1x5000.png", "5000x1.png"]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_odd_images_encode_under_the_policy(name, cli_run, tiny_model_path, tmp_path):
+    source = tmp_path / name
+    source.write_bytes(odd_images()[name])
+    with Image.open(source) as original:
+        size = original.size
+        assert name != "16bit.png" or original.mode.startswith("I")
+    code, _, err = cli_run("encode", source, "-o", tmp_path / "x.vtk", "--model", tiny_model_path, "-q")
+    assert code == 0, err
+    assert cli_run("decode", tmp_path / "x.vtk", "-o", tmp_path / "x.png", "--model", tiny_model_path)[0] == 0
+    assert Image.open(tmp_path / "x.png").size == size
+
+
+def _hostile(case: str, tmp_path: Path) -> Path:
+    good = saved(random_image(64, 48, seed=2), "PNG")
+    if case == "bomb":
+        path = tmp_path / "bomb.png"
+        path.write_bytes(png_bomb(60000, 60000))
+    elif case == "truncated_png":
+        path = tmp_path / "cut.png"
+        path.write_bytes(good[: len(good) // 2])
+    elif case == "truncated_jpeg":
+        jpeg = saved(random_image(64, 48, seed=2), "JPEG")
+        path = tmp_path / "cut.jpg"
+        path.write_bytes(jpeg[: len(jpeg) // 2])
+    elif case == "not_an_image":
+        path = tmp_path / "data.png"
+        path.write_bytes(os.urandom(2000))
+    elif case == "path_through_a_file":
+        (tmp_path / "file").write_bytes(good)
+        path = tmp_path / "file" / "x.png"
+    else:
+        raise AssertionError(case)
+    return path
+
+
+@pytest.mark.parametrize("case", ["bomb", "truncated_png", "truncated_jpeg", "not_an_image", "path_through_a_file"])
+def test_hostile_images_give_one_line_errors(case, cli_run, tiny_model_path, tmp_path):
+    path = _hostile(case, tmp_path)
+    code, _, err = cli_run("encode", path, "-o", tmp_path / "out.vtk", "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "out.vtk").exists()
+    if case == "bomb":
+        assert "too many pixels" in err
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root bypasses file permissions")
+def test_unreadable_file_and_unwritable_folder(cli_run, tiny_model_path, tmp_path):
+    source = tmp_path / "secret.png"
+    random_image(20, 20).save(source)
+    source.chmod(0)
+    code, _, err = cli_run("encode", source, "-o", tmp_path / "a.vtk", "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    readable = tmp_path / "ok.png"
+    random_image(20, 20).save(readable)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    code, _, err = cli_run("encode", readable, "-o", locked / "a.vtk", "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    assert "permission denied" in err
+
+
+def test_full_disk_gives_a_clear_error_and_no_partial_output(monkeypatch, cli_run, tiny_model_path, tmp_path):
+    source = tmp_path / "pic.png"
+    random_image(50, 50).save(source)
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fileio.os, "fsync", no_space)
+    code, _, err = cli_run("encode", source, "-o", tmp_path / "out.vtk", "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    assert "No space left on device" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pic.png"]
+
+
+def test_tampered_shipped_weights_are_refused(monkeypatch, tiny_model_path, tmp_path):
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    copy = shipped / "default.safetensors"
+    shutil.copy(tiny_model_path, copy)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", shipped)
+    monkeypatch.setattr(zoo, "MANIFEST", shipped / "MANIFEST.json")
+    zoo.write_manifest()
+    assert zoo.load_model(copy).model_id == zoo.model_id_of(copy.read_bytes())
+    zoo._cache.clear()
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 1
+    copy.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="tampered"):
+        zoo.load_model(copy)
+    zoo._cache.clear()
+
+
+def test_shipped_manifest_matches_the_shipped_weights():
+    manifest = json.loads(zoo.MANIFEST.read_text())
+    assert set(manifest) == {p.name for p in zoo.WEIGHTS_DIR.glob("*.safetensors")}
+    zoo.load_model()  # verifies the SHA-256
+
+
+def test_tampered_user_weights_change_the_model_id(tiny_model, tiny_model_path, tmp_path):
+    data = vtcodec.compress(random_image(30, 30), 4, model=tiny_model)
+    tampered = tmp_path / "tampered.safetensors"
+    raw = bytearray(tiny_model_path.read_bytes())
+    raw[-2] ^= 0x40
+    tampered.write_bytes(bytes(raw))
+    with pytest.raises((UnknownModelError, InputError)):  # another id, or not even a valid model
+        vtcodec.decompress(data, model=tampered)
+
+
+def test_max_pixels_option_refuses_and_lifts(monkeypatch, cli_run, tiny_model_path, tmp_path):
+    from PIL import Image as PILImage
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", PILImage.MAX_IMAGE_PIXELS)  # restored after the test
+    source = tmp_path / "pic.png"
+    random_image(60, 50).save(source)
+    model = ["--model", tiny_model_path]
+    code, _, err = cli_run("encode", source, "-o", tmp_path / "a.vtk", "--max-pixels", 1000, *model)
+    assert_one_line_error(code, err)
+    assert "too many pixels" in err
+    assert cli_run("encode", source, "-o", tmp_path / "a.vtk", "--max-pixels", 0, *model)[0] == 0
+    code, _, err = cli_run("decode", tmp_path / "a.vtk", "-o", tmp_path / "a.png", "--max-pixels", 1000, *model)
+    assert code == 3 and "more than 1000 pixels" in err
+    assert cli_run("decode", tmp_path / "a.vtk", "-o", tmp_path / "a.png", "--max-pixels", 0, *model)[0] == 0

@@ -1,0 +1,461 @@
+"""Batch conversion of many files: resumable, sharded across ranks, with a manifest.
+
+``encode_many`` and ``decode_many`` take the files found by :func:`collect_jobs`.
+Tiles of several images share one forward pass (``batch_size`` tiles), threads
+load and write files while the network runs (``jobs``), outputs are written
+atomically, and a rerun skips outputs that already exist and verify. Under
+``torchrun`` (or any launcher that sets ``RANK`` and ``WORLD_SIZE``) each rank
+converts its own shard of the sorted file list and writes its own manifest part.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from vtcodec import codec, container
+from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
+from vtcodec.fileio import read_input, write_atomic
+from vtcodec.imageio import open_image
+from vtcodec.tiling import TileGrid, iter_tile_batches, place_tiles
+from vtcodec.zoo import LoadedModel, find_model
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
+VTK_SUFFIX = ".vtk"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to convert: its source and where its output goes."""
+
+    source: Path
+    output: Path
+
+
+@dataclass
+class Summary:
+    """What a batch run did."""
+
+    converted: int = 0
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+
+
+def shard() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment; (0, 1) when run alone."""
+    try:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise InputError("RANK and WORLD_SIZE must be integers") from None
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"bad RANK={rank} for WORLD_SIZE={world}")
+    return rank, world
+
+
+def _expand(pattern: str, suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
+    """(file, root) pairs for one input: a file, a folder (recursive) or a glob."""
+    path = Path(pattern)
+    if path.is_dir():
+        files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in suffixes]
+        return [(p, path) for p in files]
+    if path.is_file():
+        return [(path, path.parent)]
+    if glob.has_magic(pattern):
+        parts = path.parts
+        fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+        root = Path(*parts[:fixed]) if fixed else Path(".")
+        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+        return [(p, root) for p in files if p.is_file() and p.suffix.lower() in suffixes]
+    raise InputError(f"{pattern}: no such file")
+
+
+def collect_jobs(
+    inputs: list[str | Path], out_dir: Path | None, suffixes: frozenset[str], name_output: Callable[[Path], Path]
+) -> list[Job]:
+    """Every input file (sorted, duplicates removed) with its output path.
+
+    With ``out_dir`` the input tree is mirrored below it (paths relative to each
+    folder or glob root given); otherwise outputs sit beside their inputs.
+    ``name_output`` maps a relative (or full) input path to its output name.
+    """
+    jobs: dict[Path, Job] = {}
+    for pattern in inputs:
+        for file, root in _expand(str(pattern), suffixes):
+            relative = file.relative_to(root) if out_dir is not None else file
+            output = out_dir / name_output(relative) if out_dir is not None else name_output(file)
+            jobs.setdefault(file.resolve(), Job(file, output))
+    if not jobs:
+        raise InputError(f"no input files found in {', '.join(map(str, inputs))}")
+    return sorted(jobs.values(), key=lambda job: str(job.source))
+
+
+def _remove_stale_temporaries(output: Path) -> None:
+    """Delete temporary files a killed run left beside ``output`` (see :func:`vtcodec.fileio.write_atomic`)."""
+    for stale in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def vtk_is_complete(path: Path, model: LoadedModel | None = None) -> bool:
+    """True if ``path`` is a whole ``.vtk`` file (header and CRC check), made with ``model`` if given."""
+    try:
+        header, _ = container.unpack(path.read_bytes())
+    except (OSError, FormatError):
+        return False
+    return model is None or header.model_id == model.model_id
+
+
+def image_is_complete(path: Path) -> bool:
+    """True if ``path`` is an image file that decodes completely."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+    return True
+
+
+class _Run:
+    """Shared bookkeeping of a batch run: progress bar, manifest, summary."""
+
+    def __init__(self, jobs: list[Job], manifest: Path | None, quiet: bool, unit: str) -> None:
+        self.summary = Summary()
+        self.start = time.perf_counter()
+        self.bar = tqdm(total=len(jobs), unit=unit, disable=quiet, dynamic_ncols=True, file=None)
+        self.manifest = manifest.open("a", encoding="utf-8") if manifest else None
+        self.lock = threading.Lock()
+
+    def record(self, job: Job, status: str, **fields: object) -> None:
+        with self.lock:
+            self._record(job, status, fields)
+
+    def _record(self, job: Job, status: str, fields: dict) -> None:
+        if status == "ok":
+            self.summary.converted += 1
+        elif status == "skipped":
+            self.summary.skipped += 1
+        else:
+            self.summary.failed.append((job.source, str(fields.get("error"))))
+            self.bar.write(f"vtcodec: error: {fields.get('error')}")
+        self.summary.bytes_in += int(fields.pop("bytes_in", 0))
+        self.summary.bytes_out += int(fields.get("bytes", 0) or 0)
+        if self.manifest:
+            line = {"source": str(job.source), "output": str(job.output), "status": status, **fields}
+            self.manifest.write(json.dumps(line) + "\n")
+            self.manifest.flush()
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix_str(f"{self.summary.bytes_in / elapsed / 1e6:.2f} MB/s in", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> Summary:
+        self.bar.close()
+        if self.manifest:
+            self.manifest.close()
+        self.summary.seconds = time.perf_counter() - self.start
+        return self.summary
+
+
+def manifest_part(manifest: Path | None, rank: int, world: int) -> Path | None:
+    """The manifest file of one rank: ``out.jsonl`` becomes ``out.rank1-of-4.jsonl`` when sharded."""
+    if manifest is None or world == 1:
+        return manifest
+    return manifest.with_name(f"{manifest.stem}.rank{rank}-of-{world}{manifest.suffix}")
+
+
+def _prefetch(pool: ThreadPoolExecutor, fn: Callable, jobs: list[Job], depth: int) -> Iterator[tuple[Job, Future]]:
+    """Submit ``fn(job)`` ahead of use, at most ``depth`` jobs in flight."""
+    pending: list[tuple[Job, Future]] = []
+    for job in jobs:
+        pending.append((job, pool.submit(fn, job)))
+        if len(pending) > depth:
+            yield pending.pop(0)
+    yield from pending
+
+
+@dataclass
+class _Pending:
+    """An image whose tiles are on their way through the network."""
+
+    job: Job
+    grid: TileGrid
+    bytes_in: int
+    started: float
+    chunks: dict[int, torch.Tensor] = field(default_factory=dict)
+    done: int = 0
+
+
+def encode_many(
+    jobs: list[Job],
+    model: LoadedModel,
+    tokens: int | None = None,
+    *,
+    max_bytes: int | None = None,
+    bpp: float | None = None,
+    psnr: float | None = None,
+    batch_size: int = 32,
+    threads: int = 2,
+    force: bool = False,
+    manifest: Path | None = None,
+    quiet: bool = False,
+) -> Summary:
+    """Encode every job's image to ``.vtk``; failures are recorded and the run goes on.
+
+    With a token count, tiles of consecutive images share forward passes of
+    ``batch_size`` tiles. Budgets and quality targets (``max_bytes``, ``bpp``,
+    ``psnr``) are per image and run image by image.
+    """
+    if batch_size < 1 or threads < 1:
+        raise InputError("batch size and jobs must be >= 1")
+    targets = [v for v in (tokens, max_bytes, bpp, psnr) if v is not None]
+    if len(targets) > 1:
+        raise InputError("use only one of tokens, bytes, bpp, psnr")
+    uniform = not targets or tokens is not None
+    if uniform:
+        tokens = min(codec.DEFAULT_TOKENS, model.config.max_tokens) if tokens is None else tokens
+        if not 0 <= tokens <= model.config.max_tokens:
+            raise InputError(f"tokens per tile must be between 0 and {model.config.max_tokens}")
+    run = _Run(jobs, manifest, quiet, "img")
+    todo = []
+    for job in jobs:
+        _remove_stale_temporaries(job.output)
+        if not force and vtk_is_complete(job.output, model):
+            run.record(job, "skipped", bytes=job.output.stat().st_size)
+        else:
+            todo.append(job)
+
+    def load(job: Job) -> tuple[np.ndarray, int]:
+        return np.asarray(open_image(job.source), dtype=np.uint8), job.source.stat().st_size
+
+    with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
+        writes: list[Future] = []
+
+        def finish(item: _Pending, data: bytes, counts: np.ndarray, extra: dict) -> None:
+            def write() -> None:
+                write_atomic(item.job.output, data, force=True)
+
+            def done(future: Future) -> None:
+                error = future.exception()
+                if error is not None:
+                    run.record(item.job, "error", error=_message(item.job, error), bytes_in=item.bytes_in)
+                    return
+                g = item.grid
+                run.record(
+                    item.job,
+                    "ok",
+                    bytes=len(data),
+                    bpp=round(8 * len(data) / (g.width * g.height), 6),
+                    tokens=round(float(np.mean(counts)), 3) if counts.size else 0,
+                    seconds=round(time.perf_counter() - item.started, 4),
+                    bytes_in=item.bytes_in,
+                    **extra,
+                )
+
+            item.job.output.parent.mkdir(parents=True, exist_ok=True)
+            future = writers.submit(write)
+            future.add_done_callback(done)
+            writes.append(future)
+
+        # Tiles waiting for a forward pass: (image, first tile index, tiles).
+        queue: list[tuple[_Pending, int, torch.Tensor]] = []
+        queued = 0
+
+        def flush() -> None:
+            nonlocal queue, queued
+            if not queue:
+                return
+            tiles = torch.cat([t for _, _, t in queue])
+            if model.device.type == "cuda":
+                tiles = tiles.pin_memory()
+            tiles = tiles.to(model.device, non_blocking=True)
+            with model.autocast():
+                ids = model.model.encode(tiles).cpu()
+            offset = 0
+            for item, first, part in queue:
+                item.chunks[first] = ids[offset : offset + len(part)]
+                item.done += len(part)
+                offset += len(part)
+                if item.done == item.grid.count:
+                    all_ids = torch.cat([item.chunks[k] for k in sorted(item.chunks)]).numpy().astype(np.int64)
+                    counts = np.full(item.grid.count, tokens, dtype=np.int64)
+                    finish(item, codec.pack_tokens(codec.TokenImage(item.grid, all_ids), counts, model), counts, {})
+            queue, queued = [], 0
+
+        for job, future in _prefetch(loaders, load, todo, depth=2 * threads):
+            started = time.perf_counter()
+            try:
+                pixels, size = future.result()
+                height, width = pixels.shape[:2]
+                grid = TileGrid(width, height, model.config.tile_size)
+                item = _Pending(job, grid, size, started)
+                if not uniform:
+                    result = codec.encode(pixels, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model)
+                    extra = {} if result.psnr is None else {"psnr": round(result.psnr, 3)}
+                    finish(item, result.data, result.counts, extra)
+                    continue
+                first = 0
+                for tiles in iter_tile_batches(pixels, grid, batch_size):
+                    queue.append((item, first, tiles))
+                    first += len(tiles)
+                    queued += len(tiles)
+                    if queued >= batch_size:
+                        flush()
+            except (VtcodecError, OSError) as exc:
+                run.record(job, "error", error=_message(job, exc))
+        flush()
+        for future in writes:
+            future.exception()
+    return run.close()
+
+
+def decode_many(
+    jobs: list[Job],
+    models: list[str | Path] | None = None,
+    device: torch.device | str = "cpu",
+    *,
+    tokens: int | None = None,
+    batch_size: int = 32,
+    threads: int = 2,
+    force: bool = False,
+    manifest: Path | None = None,
+    quiet: bool = False,
+) -> Summary:
+    """Decode every job's ``.vtk`` file to an image (format from the output suffix)."""
+    if batch_size < 1 or threads < 1:
+        raise InputError("batch size and jobs must be >= 1")
+    run = _Run(jobs, manifest, quiet, "img")
+    todo = []
+    for job in jobs:
+        _remove_stale_temporaries(job.output)
+        if not force and image_is_complete(job.output):
+            run.record(job, "skipped", bytes=job.output.stat().st_size)
+        else:
+            todo.append(job)
+
+    def load(job: Job) -> tuple[codec.DecodedStream, int]:
+        data = read_input(job.source)
+        header, _ = container.unpack(data)
+        loaded = find_model(header.model_id, list(models or []))
+        if str(device) != "cpu":
+            from vtcodec.zoo import load_model
+
+            loaded = load_model(loaded.path, device)
+        return codec.read_tokens(data, loaded), len(data)
+
+    with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
+        writes: list[Future] = []
+
+        def save(job: Job, canvas: np.ndarray, size: int, started: float) -> None:
+            def write() -> int:
+                buffer = io.BytesIO()
+                image = Image.fromarray(canvas, "RGB")
+                try:
+                    image.save(buffer, format=_format_for(job.output))
+                except (KeyError, ValueError, OSError) as exc:
+                    raise InputError(f"{job.output}: cannot write this image format ({exc})") from None
+                write_atomic(job.output, buffer.getvalue(), force=True)
+                return len(buffer.getvalue())
+
+            def done(future: Future) -> None:
+                error = future.exception()
+                if error is not None:
+                    run.record(job, "error", error=_message(job, error), bytes_in=size)
+                    return
+                seconds = round(time.perf_counter() - started, 4)
+                run.record(job, "ok", bytes=future.result(), seconds=seconds, bytes_in=size)
+
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            future = writers.submit(write)
+            future.add_done_callback(done)
+            writes.append(future)
+
+        # Tiles waiting for a forward pass: (job, canvas, grid, first tile, ids, lengths).
+        queue: list[tuple[dict, int, np.ndarray, np.ndarray]] = []
+        queued = 0
+        current_model: list[LoadedModel | None] = [None]
+
+        def flush() -> None:
+            nonlocal queue, queued
+            if not queue:
+                return
+            loaded = current_model[0]
+            assert loaded is not None
+            width = max(ids.shape[1] for _, _, ids, _ in queue)
+            ids = np.zeros((queued, width), dtype=np.int64)
+            row = 0
+            for _, _, part, _ in queue:
+                ids[row : row + len(part), : part.shape[1]] = part
+                row += len(part)
+            lengths = torch.from_numpy(np.concatenate([n for *_, n in queue]))
+            with loaded.autocast():
+                tiles = loaded.model.decode(torch.from_numpy(ids).to(loaded.device), lengths.to(loaded.device))
+            row = 0
+            for state, first, part, _ in queue:
+                place_tiles(state["canvas"], state["grid"], first, tiles[row : row + len(part)])
+                row += len(part)
+                state["done"] += len(part)
+                if state["done"] == state["grid"].count:
+                    save(state["job"], state["canvas"], state["size"], state["started"])
+            queue, queued = [], 0
+
+        for job, future in _prefetch(loaders, load, todo, depth=2 * threads):
+            started = time.perf_counter()
+            try:
+                stream, size = future.result()
+                header = stream.header
+                grid = TileGrid(header.width, header.height, header.tile_size)
+                if current_model[0] is not None and current_model[0] is not stream.model:
+                    flush()
+                current_model[0] = stream.model
+                counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
+                state = {
+                    "job": job,
+                    "grid": grid,
+                    "size": size,
+                    "started": started,
+                    "done": 0,
+                    "canvas": np.empty((grid.height, grid.width, 3), dtype=np.uint8),
+                }
+                for first in range(0, grid.count, batch_size):
+                    stop = min(first + batch_size, grid.count)
+                    queue.append((state, first, stream.ids[first:stop], counts[first:stop]))
+                    queued += stop - first
+                    if queued >= batch_size:
+                        flush()
+            except (VtcodecError, OSError) as exc:
+                run.record(job, "error", error=_message(job, exc))
+        flush()
+        for future in writes:
+            future.exception()
+    return run.close()
+
+
+def _format_for(path: Path) -> str:
+    Image.init()
+    fmt = Image.EXTENSION.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown image suffix {path.suffix!r} (try .png)")
+    return fmt
+
+
+def _message(job: Job, exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, (FormatError, UnknownModelError, InputError)) and str(job.source) not in text:
+        text = f"{job.source}: {text}"
+    elif not isinstance(exc, VtcodecError):
+        text = f"{job.source}: {type(exc).__name__}: {text}"
+    return text

@@ -409,8 +409,12 @@ def _summary_table(entries: list[dict]) -> str:
 
 
 def _plot(out_dir: Path, entries: list[dict], metrics: Metrics) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from vtcodec.errors import InputError
 
+        raise InputError("plots need matplotlib: pip install 'vtcodec[bench]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

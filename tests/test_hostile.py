@@ -185,3 +185,33 @@ def test_max_pixels_option_refuses_and_lifts(monkeypatch, cli_run, tiny_model_pa
     code, _, err = cli_run("decode", tmp_path / "a.vtk", "-o", tmp_path / "a.png", "--max-pixels", 1000, *model)
     assert code == 3 and "more than 1000 pixels" in err
     assert cli_run("decode", tmp_path / "a.vtk", "-o", tmp_path / "a.png", "--max-pixels", 0, *model)[0] == 0
+
+
+def test_permission_errors_are_one_line_even_as_root(monkeypatch, cli_run, tiny_model_path, tmp_path):
+    """Simulates what `chmod 000` does for an ordinary user (root bypasses permissions)."""
+    import tempfile
+
+    from PIL import Image as PILImage
+
+    source = tmp_path / "pic.png"
+    random_image(30, 30).save(source)
+    real_open = PILImage.open
+
+    def denied_open(fp, *args, **kwargs):
+        if str(fp) == str(source):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(PILImage, "open", denied_open)
+    code, _, err = cli_run("encode", source, "-o", tmp_path / "a.vtk", "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    assert "permission denied" in err
+    monkeypatch.setattr(PILImage, "open", real_open)
+
+    def denied_mkstemp(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied_mkstemp)
+    code, _, err = cli_run("encode", source, "-o", tmp_path / "locked" / "a.vtk", "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "a.vtk").exists()

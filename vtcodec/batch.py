@@ -364,7 +364,7 @@ def decode_many(
                 buffer = io.BytesIO()
                 image = Image.fromarray(canvas, "RGB")
                 try:
-                    image.save(buffer, format=_format_for(job.output))
+                    image.save(buffer, format=image_format_for(job.output))
                 except (KeyError, ValueError, OSError) as exc:
                     raise InputError(f"{job.output}: cannot write this image format ({exc})") from None
                 write_atomic(job.output, buffer.getvalue(), force=True)
@@ -444,7 +444,8 @@ def decode_many(
     return run.close()
 
 
-def _format_for(path: Path) -> str:
+def image_format_for(path: Path) -> str:
+    """The Pillow format name for an output suffix, or :class:`InputError`."""
     Image.init()
     fmt = Image.EXTENSION.get(path.suffix.lower())
     if fmt is None:

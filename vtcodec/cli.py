@@ -184,7 +184,7 @@ def decode(
         rank, world = batch.shard()
         out_dir = _batch_output_dir(output)
         suffix = "." + image_format.lstrip(".").lower()
-        _format_for(Path("x" + suffix))
+        batch.image_format_for(Path("x" + suffix))
 
         def name(p: Path) -> Path:
             return p.with_suffix(suffix) if out_dir is not None else p.with_name(p.stem + ".decoded" + suffix)
@@ -214,21 +214,11 @@ def decode(
     image = codec.decompress(data, tokens=tokens, model=loaded)
     buffer = io.BytesIO()
     try:
-        image.save(buffer, format=_format_for(out))
+        image.save(buffer, format=batch.image_format_for(out))
     except (KeyError, ValueError, OSError) as exc:
         raise InputError(f"{out}: cannot write this image format ({exc})") from None
     write_atomic(out, buffer.getvalue(), force=force)
     typer.echo(f"{out}: {image.width}x{image.height}", err=True)
-
-
-def _format_for(path: Path) -> str:
-    from PIL import Image
-
-    Image.init()
-    fmt = Image.EXTENSION.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{path}: unknown image suffix {path.suffix!r} (try .png)")
-    return fmt
 
 
 @app.command()

@@ -16,19 +16,7 @@ from .conftest import random_image
 
 
 def test_train_resume_export_and_use(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(6):
-        random_image(48, 40, seed=i).save(data / f"{i}.png")
-    config = tmp_path / "tiny.json"
-    config.write_text(
-        json.dumps(
-            {
-                "model": {"tile_size": 32, "max_tokens": 8, "channels": [8, 8, 8, 8], "fsq_levels": [5, 3]},
-                "train": {"batch_size": 4, "log_every": 2, "eval_every": 4, "warmup_steps": 5},
-            }
-        )
-    )
+    data, config = _tiny_setup(tmp_path, {"batch_size": 4, "log_every": 2, "eval_every": 4, "warmup_steps": 5})
     run = tmp_path / "run"
     args = [str(data), "--out", str(run), "--val", str(data), "--config", str(config), "--prior-tiles", "64"]
     training.main([*args, "--minutes", "0.02"])
@@ -50,7 +38,7 @@ def test_train_resume_export_and_use(tmp_path):
     assert out.size == (40, 33)
 
 
-def _tiny_setup(tmp_path: Path) -> tuple[Path, Path]:
+def _tiny_setup(tmp_path: Path, train: dict | None = None) -> tuple[Path, Path]:
     data = tmp_path / "data"
     data.mkdir()
     for i in range(6):
@@ -60,7 +48,7 @@ def _tiny_setup(tmp_path: Path) -> tuple[Path, Path]:
         json.dumps(
             {
                 "model": {"tile_size": 32, "max_tokens": 8, "channels": [8, 8, 8, 8], "fsq_levels": [5, 3]},
-                "train": {"batch_size": 4, "log_every": 1, "eval_every": 2, "warmup_steps": 2},
+                "train": train or {"batch_size": 4, "log_every": 1, "eval_every": 2, "warmup_steps": 2},
             }
         )
     )

@@ -31,7 +31,7 @@ from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecEr
 from vtcodec.fileio import read_input, write_atomic
 from vtcodec.imageio import open_image
 from vtcodec.tiling import TileGrid, iter_tile_batches, place_tiles
-from vtcodec.zoo import LoadedModel, find_model
+from vtcodec.zoo import LoadedModel
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 VTK_SUFFIX = ".vtk"
@@ -140,6 +140,17 @@ class _Run:
         self.manifest = manifest.open("a", encoding="utf-8") if manifest else None
         self.lock = threading.Lock()
 
+    def skip_finished(self, jobs: list[Job], finished: Callable[[Path], bool]) -> list[Job]:
+        """Remove stale temporaries, record jobs whose output is ``finished`` as skipped; return the rest."""
+        todo = []
+        for job in jobs:
+            _remove_stale_temporaries(job.output)
+            if finished(job.output):
+                self.record(job, "skipped", bytes=job.output.stat().st_size)
+            else:
+                todo.append(job)
+        return todo
+
     def record(self, job: Job, status: str, **fields: object) -> None:
         with self.lock:
             self._record(job, status, fields)
@@ -230,13 +241,7 @@ def encode_many(
         if not 0 <= tokens <= model.config.max_tokens:
             raise InputError(f"tokens per tile must be between 0 and {model.config.max_tokens}")
     run = _Run(jobs, manifest, quiet, "img")
-    todo = []
-    for job in jobs:
-        _remove_stale_temporaries(job.output)
-        if not force and vtk_is_complete(job.output, model):
-            run.record(job, "skipped", bytes=job.output.stat().st_size)
-        else:
-            todo.append(job)
+    todo = run.skip_finished(jobs, lambda path: not force and vtk_is_complete(path, model))
 
     def load(job: Job) -> tuple[np.ndarray, int]:
         return np.asarray(open_image(job.source), dtype=np.uint8), job.source.stat().st_size
@@ -338,37 +343,20 @@ def decode_many(
     if batch_size < 1 or threads < 1:
         raise InputError("batch size and jobs must be >= 1")
     run = _Run(jobs, manifest, quiet, "img")
-    todo = []
-    for job in jobs:
-        _remove_stale_temporaries(job.output)
-        if not force and image_is_complete(job.output):
-            run.record(job, "skipped", bytes=job.output.stat().st_size)
-        else:
-            todo.append(job)
+    todo = run.skip_finished(jobs, lambda path: not force and image_is_complete(path))
 
     def load(job: Job) -> tuple[codec.DecodedStream, int]:
         data = read_input(job.source)
-        header, _ = container.unpack(data)
-        loaded = find_model(header.model_id, list(models or []))
-        if str(device) != "cpu":
-            from vtcodec.zoo import load_model
-
-            loaded = load_model(loaded.path, device)
-        return codec.read_tokens(data, loaded), len(data)
+        return codec.read_tokens(data, models=models, device=device), len(data)
 
     with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
         writes: list[Future] = []
 
         def save(job: Job, canvas: np.ndarray, size: int, started: float) -> None:
             def write() -> int:
-                buffer = io.BytesIO()
-                image = Image.fromarray(canvas, "RGB")
-                try:
-                    image.save(buffer, format=image_format_for(job.output))
-                except (KeyError, ValueError, OSError) as exc:
-                    raise InputError(f"{job.output}: cannot write this image format ({exc})") from None
-                write_atomic(job.output, buffer.getvalue(), force=True)
-                return len(buffer.getvalue())
+                data = image_file_bytes(Image.fromarray(canvas, "RGB"), job.output)
+                write_atomic(job.output, data, force=True)
+                return len(data)
 
             def done(future: Future) -> None:
                 error = future.exception()
@@ -442,6 +430,16 @@ def decode_many(
         for future in writes:
             future.exception()
     return run.close()
+
+
+def image_file_bytes(image: Image.Image, path: Path) -> bytes:
+    """``image`` encoded in the format that ``path``'s suffix names, or :class:`InputError`."""
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format=image_format_for(path))
+    except (KeyError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: cannot write this image format ({exc})") from None
+    return buffer.getvalue()
 
 
 def image_format_for(path: Path) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -206,18 +205,9 @@ def decode(
     file = Path(files[0])
     out = output or file.with_name(file.stem + ".decoded.png")
     check_writable(out, force)
-    data = read_input(file)
-    header, _ = container.unpack(data)
-    loaded = find_model(header.model_id, [model] if model else [])
-    if target.type != "cpu":
-        loaded = load_model(loaded.path, target)
-    image = codec.decompress(data, tokens=tokens, model=loaded)
-    buffer = io.BytesIO()
-    try:
-        image.save(buffer, format=batch.image_format_for(out))
-    except (KeyError, ValueError, OSError) as exc:
-        raise InputError(f"{out}: cannot write this image format ({exc})") from None
-    write_atomic(out, buffer.getvalue(), force=force)
+    stream = codec.read_tokens(read_input(file), models=[model] if model else [], device=target)
+    image = codec.render(stream, tokens)
+    write_atomic(out, batch.image_file_bytes(image, out), force=force)
     typer.echo(f"{out}: {image.width}x{image.height}", err=True)
 
 

@@ -211,14 +211,20 @@ class DecodedStream:
     model: LoadedModel
 
 
-def read_tokens(data: bytes, model: ModelSpec = None, models: list[str | Path] | None = None) -> DecodedStream:
-    """Parse, verify and entropy-decode ``.vtk`` bytes (no neural network runs)."""
+def read_tokens(
+    data: bytes, model: ModelSpec = None, models: list[str | Path] | None = None, device: str | torch.device = "cpu"
+) -> DecodedStream:
+    """Parse, verify and entropy-decode ``.vtk`` bytes (no neural network runs).
+
+    Without a loaded ``model``, the file's model is looked up among ``model``,
+    ``models``, registered paths and the shipped weights, and put on ``device``.
+    """
     header, payload = container.unpack(data)
     if isinstance(model, LoadedModel):
         loaded = model
     else:
         candidates = [model] if model is not None else []
-        loaded = find_model(header.model_id, candidates + list(models or []))
+        loaded = find_model(header.model_id, candidates + list(models or []), device)
     if loaded.model_id != header.model_id:
         raise UnknownModelError(f"file was made with model {header.model_id.hex()}, not {loaded.model_id.hex()}")
     if header.tile_size != loaded.config.tile_size:

@@ -167,13 +167,15 @@ def register_model_path(path: str | Path) -> None:
             _search_paths.append(Path(path).resolve())
 
 
-def find_model(model_id: bytes, candidates: list[str | Path] | None = None) -> LoadedModel:
-    """The model with this id among ``candidates``, registered paths and the shipped weights."""
+def find_model(
+    model_id: bytes, candidates: list[str | Path] | None = None, device: str | torch.device = "cpu"
+) -> LoadedModel:
+    """The model with this id among ``candidates``, registered paths and the shipped weights, on ``device``."""
     paths = list(candidates or []) + list(_search_paths) + sorted(WEIGHTS_DIR.glob("*.safetensors"))
     for path in paths:
         loaded = load_model(path)
         if loaded.model_id == model_id:
-            return loaded
+            return loaded if str(device) == "cpu" else load_model(path, device)
     raise UnknownModelError(
         f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
     )

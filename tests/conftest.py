@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from vtcodec import cli
+from vtcodec.context_prior import DigitContextPrior
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.prior import TokenPrior
-from vtcodec.zoo import load_model, save_model
+from vtcodec.zoo import context_layout, load_model, save_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -24,13 +25,15 @@ TINY_CONFIG = TokenizerConfig(tile_size=32, max_tokens=8, channels=(8, 8, 8, 8),
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small random model whose prior is fitted on its own tokens of random tiles."""
+    """A small random model whose priors are fitted on its own tokens of random tiles."""
     torch.manual_seed(0)
     model = build_model(TINY_CONFIG).eval()
-    tiles = torch.rand(64, 3, 32, 32)
-    prior = TokenPrior.fit(model.encode(tiles).numpy(), model.codebook_size)
+    tokens = model.encode(torch.rand(64, 3, 32, 32)).numpy()
+    prior = TokenPrior.fit(tokens, model.codebook_size)
+    groups, group_of, neighbours = context_layout(model)
+    context = DigitContextPrior.fit(tokens, TINY_CONFIG.fsq_levels, groups, neighbours, group_of=group_of)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(model, prior, path)
+    save_model(model, prior, path, context)
     return path
 
 

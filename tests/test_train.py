@@ -33,9 +33,19 @@ def test_train_resume_export_and_use(tmp_path):
 
     model = vtcodec.load_model(run / "model.safetensors")
     assert model.config.tile_size == 32
+    assert model.context is not None  # the export fits the digit-context prior too
     image = random_image(40, 33)
-    out = vtcodec.decompress(vtcodec.compress(image, tokens=8, model=model), model=model)
+    encoded = vtcodec.compress(image, tokens=8, model=model)
+    out = vtcodec.decompress(encoded, model=model)
     assert out.size == (40, 33)
+
+    # --refit fits the priors again for the same weights: same tokens, a model file of its own.
+    refit = tmp_path / "refit"
+    training.main([str(data), "--out", str(refit), "--prior-tiles", "128", "--refit", str(run / "model.safetensors")])
+    again = vtcodec.load_model(refit / "model.safetensors")
+    assert again.model_id != model.model_id
+    tiles = torch.rand(5, 3, 32, 32)
+    assert torch.equal(again.model.encode(tiles), model.model.encode(tiles))
 
 
 def _tiny_setup(tmp_path: Path, train: dict | None = None) -> tuple[Path, Path]:

@@ -279,8 +279,12 @@ def train(
     init: Annotated[
         Optional[Path], typer.Option("--init", help="Start from a model file (e.g. the shipped one).")
     ] = None,
+    refit: Annotated[
+        Optional[Path],
+        typer.Option("--refit", help="No training: fit the priors again for this model file's weights."),
+    ] = None,
 ) -> None:
-    """Train a tokenizer, then fit its prior and export RUN/model.safetensors.
+    """Train a tokenizer, then fit its priors and export RUN/model.safetensors.
 
     Runs unchanged under torchrun (DDP: gloo on CPU, NCCL on CUDA); each rank reads its own shard of the images.
     """
@@ -292,6 +296,7 @@ def train(
     args += ["--config", str(config)] if config else []
     args += ["--resume"] if resume else []
     args += ["--init", str(init)] if init else []
+    args += ["--refit", str(refit)] if refit else []
     training.main(args)
 
 

@@ -69,7 +69,7 @@ def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -
 
 def pack_tokens(tokens: TokenImage, counts: np.ndarray, model: LoadedModel) -> bytes:
     """Entropy-code the first ``counts[i]`` tokens of each tile into a ``.vtk`` byte string."""
-    coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior)
+    coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior, model.context)
     g = tokens.grid
     header = container.Header(model.model_id, g.width, g.height, g.tile, counts, coder)
     return container.pack(header, payload)
@@ -231,7 +231,7 @@ def read_tokens(
         raise container.FormatError("corrupt file: tile size does not match the model")
     if header.token_counts.size and header.token_counts.max() > loaded.config.max_tokens:
         raise container.FormatError("corrupt file: more tokens per tile than the model has")
-    ids = entropy.decode_stream(header.coder, payload, header.token_counts, loaded.prior)
+    ids = entropy.decode_stream(header.coder, payload, header.token_counts, loaded.prior, loaded.context)
     return DecodedStream(header, ids, loaded)
 
 

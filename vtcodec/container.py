@@ -22,7 +22,13 @@ FORMAT_VERSION = 1
 MODEL_ID_BYTES = 8
 FLAG_RANGE_CODER = 0x01
 FLAG_UNIFORM_COUNTS = 0x02
-_KNOWN_FLAGS = FLAG_RANGE_CODER | FLAG_UNIFORM_COUNTS
+FLAG_CONTEXT_PRIOR = 0x04  # with FLAG_RANGE_CODER: the digit-context prior (coder 2)
+_KNOWN_FLAGS = FLAG_RANGE_CODER | FLAG_UNIFORM_COUNTS | FLAG_CONTEXT_PRIOR
+_CODER_FLAGS = {
+    Coder.RAW: 0,
+    Coder.RANGE: FLAG_RANGE_CODER,
+    Coder.CONTEXT: FLAG_RANGE_CODER | FLAG_CONTEXT_PRIOR,
+}
 MAX_SIDE = 1 << 20
 MAX_VARINT_BYTES = 10
 MAX_TOKENS = 1 << 16  # per tile; any model's K is far below
@@ -113,7 +119,7 @@ def pack(header: Header, payload: bytes) -> bytes:
     if counts.shape != (cols * rows,):
         raise ValueError("one token count per tile is required")
     uniform = bool(np.all(counts == counts[0]))
-    flags = (FLAG_RANGE_CODER if header.coder == Coder.RANGE else 0) | (FLAG_UNIFORM_COUNTS if uniform else 0)
+    flags = _CODER_FLAGS[Coder(header.coder)] | (FLAG_UNIFORM_COUNTS if uniform else 0)
     if header.tile_size % 16:
         raise ValueError("tile size must be a multiple of 16")
     out = bytearray(MAGIC)
@@ -146,6 +152,10 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     flags = reader.take(1)[0]
     if flags & ~_KNOWN_FLAGS:
         raise FormatError("corrupt file: unknown flags")
+    coder_flags = flags & (FLAG_RANGE_CODER | FLAG_CONTEXT_PRIOR)
+    coders = {bits: coder for coder, bits in _CODER_FLAGS.items()}
+    if coder_flags not in coders:
+        raise FormatError("corrupt file: unknown coder")
     model_id = reader.take(MODEL_ID_BYTES)
     width, height = reader.varint(MAX_SIDE), reader.varint(MAX_SIDE)
     tile_size = reader.varint(MAX_SIDE // 16) * 16
@@ -170,6 +180,5 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     if zlib.crc32(data[:body_end]) != stored_crc:
         raise FormatError("corrupt file: CRC-32 mismatch")
     payload = data[reader.pos : body_end]
-    coder = Coder.RANGE if flags & FLAG_RANGE_CODER else Coder.RAW
-    header = Header(model_id, width, height, tile_size, counts, coder, version)
+    header = Header(model_id, width, height, tile_size, counts, coders[coder_flags], version)
     return header, payload

@@ -1,7 +1,14 @@
-"""Entropy coding of token streams: constriction's range coder under the prior, or raw bit-packing.
+"""Entropy coding of token streams: constriction's range coder under a prior, or raw bit-packing.
 
-A stream is the concatenation of every tile's token prefix, in tile order. The
-position of each token inside its tile selects its row of the prior.
+A stream holds every tile's token prefix, position-major (see :func:`stream_order`).
+Three coders:
+
+- ``RAW``: fixed-width bit-packing;
+- ``RANGE``: the range coder under the per-position prior (the position of a token
+  inside its tile selects its row of :class:`~vtcodec.prior.TokenPrior`);
+- ``CONTEXT``: the range coder under the digit-context prior
+  (:class:`~vtcodec.context_prior.DigitContextPrior`): each FSQ digit of a token is
+  coded under its neighbours' digits, digit by digit, position by position.
 """
 
 from __future__ import annotations
@@ -11,8 +18,11 @@ import enum
 import constriction
 import numpy as np
 
+from vtcodec.context_prior import DigitContextPrior, token_digits
 from vtcodec.errors import FormatError
 from vtcodec.prior import TokenPrior
+
+_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
 class Coder(enum.IntEnum):
@@ -20,6 +30,7 @@ class Coder(enum.IntEnum):
 
     RAW = 0
     RANGE = 1
+    CONTEXT = 2
 
 
 def stream_order(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,13 +81,7 @@ def _position_runs(counts: np.ndarray) -> list[tuple[int, int, int]]:
     return [(j, int(ends[j] - sizes[j]), int(ends[j])) for j in range(longest)]
 
 
-def encode_range(ids: np.ndarray, counts: np.ndarray, prior: TokenPrior) -> bytes:
-    """Range-code the first ``counts[i]`` tokens of each row of ``ids`` under the prior."""
-    encoder = constriction.stream.queue.RangeEncoder()
-    tiles, positions = stream_order(counts)
-    symbols = np.asarray(ids[tiles, positions], dtype=np.int32)
-    for j, start, stop in _position_runs(counts):
-        encoder.encode(symbols[start:stop], prior.model(j))
+def _finish(encoder: constriction.stream.queue.RangeEncoder) -> bytes:
     data = encoder.get_compressed().astype("<u4").tobytes()
     # Trailing zero bytes of the last word are implied: the decoder pads to a word.
     keep = len(data)
@@ -85,14 +90,67 @@ def encode_range(ids: np.ndarray, counts: np.ndarray, prior: TokenPrior) -> byte
     return data[:keep]
 
 
+def _decoder(data: bytes) -> constriction.stream.queue.RangeDecoder:
+    padded = data + b"\0" * (-len(data) % 4)
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+
+
+def encode_range(ids: np.ndarray, counts: np.ndarray, prior: TokenPrior) -> bytes:
+    """Range-code the first ``counts[i]`` tokens of each row of ``ids`` under the prior."""
+    encoder = constriction.stream.queue.RangeEncoder()
+    tiles, positions = stream_order(counts)
+    symbols = np.asarray(ids[tiles, positions], dtype=np.int32)
+    for j, start, stop in _position_runs(counts):
+        encoder.encode(symbols[start:stop], prior.model(j))
+    return _finish(encoder)
+
+
 def decode_range(data: bytes, counts: np.ndarray, prior: TokenPrior) -> np.ndarray:
     """Inverse of :func:`encode_range`: a (tiles, max(counts)) array, zero past each count."""
-    padded = data + b"\0" * (-len(data) % 4)
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+    decoder = _decoder(data)
     symbols = np.empty(int(np.sum(counts)), dtype=np.int64)
     for j, start, stop in _position_runs(counts):
         symbols[start:stop] = decoder.decode(prior.model(j), stop - start)
     return _scatter(symbols, counts)
+
+
+def encode_context(ids: np.ndarray, counts: np.ndarray, prior: DigitContextPrior) -> bytes:
+    """Range-code the first ``counts[i]`` tokens of each row of ``ids`` under the digit-context prior.
+
+    Order: position by position (the tiles that have a token there, in tile order),
+    and within a position digit by digit; the decoder mirrors it exactly.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    encoder = constriction.stream.queue.RangeEncoder()
+    digits = token_digits(ids, prior.levels)
+    for j in range(int(counts.max(initial=0))):
+        tiles = np.flatnonzero(counts > j)
+        keys = prior.keys(j, prior.neighbour_digits(ids, tiles, j))
+        own = digits[tiles, j]
+        keys[:, 1:] += own[:, :-1]
+        for d in range(len(prior.levels)):
+            encoder.encode(own[:, d].astype(np.int32), _CATEGORICAL, prior.probabilities(d, keys[:, d]))
+    return _finish(encoder)
+
+
+def decode_context(data: bytes, counts: np.ndarray, prior: DigitContextPrior) -> np.ndarray:
+    """Inverse of :func:`encode_context`: a (tiles, max(counts)) array, zero past each count."""
+    counts = np.asarray(counts, dtype=np.int64)
+    longest = int(counts.max(initial=0))
+    decoder = _decoder(data)
+    ids = np.zeros((len(counts), longest), dtype=np.int64)
+    basis = np.cumprod([1, *prior.levels[:-1]])
+    for j in range(longest):
+        tiles = np.flatnonzero(counts > j)
+        keys = prior.keys(j, prior.neighbour_digits(ids, tiles, j))
+        token = np.zeros(len(tiles), dtype=np.int64)
+        previous: np.ndarray | int = 0
+        for d in range(len(prior.levels)):
+            previous = decoder.decode(_CATEGORICAL, prior.probabilities(d, keys[:, d] + previous)).astype(np.int64)
+            token += previous * int(basis[d])
+        ids[tiles, j] = token
+    return ids
 
 
 def _scatter(symbols: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -102,19 +160,35 @@ def _scatter(symbols: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def encode_stream(ids: np.ndarray, counts: np.ndarray, prior: TokenPrior) -> tuple[Coder, bytes]:
-    """Code with whichever of the range coder and raw packing gives fewer bytes."""
-    coded = encode_range(ids, counts, prior)
+def encode_stream(
+    ids: np.ndarray, counts: np.ndarray, prior: TokenPrior, context: DigitContextPrior | None = None
+) -> tuple[Coder, bytes]:
+    """Range-code under the context prior when the model has one (else the per-position
+    prior); fall back to raw packing when that is smaller."""
+    if context is not None:
+        coder, coded = Coder.CONTEXT, encode_context(ids, counts, context)
+    else:
+        coder, coded = Coder.RANGE, encode_range(ids, counts, prior)
     tiles, positions = stream_order(counts)
     raw = pack_raw(ids[tiles, positions], prior.codebook_size)
-    return (Coder.RANGE, coded) if len(coded) <= len(raw) else (Coder.RAW, raw)
+    return (coder, coded) if len(coded) <= len(raw) else (Coder.RAW, raw)
 
 
-def decode_stream(coder: Coder, data: bytes, counts: np.ndarray, prior: TokenPrior) -> np.ndarray:
+def decode_stream(
+    coder: Coder, data: bytes, counts: np.ndarray, prior: TokenPrior, context: DigitContextPrior | None = None
+) -> np.ndarray:
     """Token ids as a (tiles, max(counts)) array, zero past each tile's count."""
     if coder == Coder.RAW:
         return _scatter(unpack_raw(data, int(np.sum(counts)), prior.codebook_size), counts)
+    if coder == Coder.CONTEXT and context is None:
+        raise FormatError("file uses the context coder, but its model has no context prior")
     try:
-        return decode_range(data, counts, prior)
+        if coder == Coder.CONTEXT:
+            ids = decode_context(data, counts, context)
+        else:
+            ids = decode_range(data, counts, prior)
     except (ValueError, RuntimeError, AssertionError) as exc:
         raise FormatError(f"corrupt file: range decoding failed ({exc})") from None
+    if ids.size and ids.max() >= prior.codebook_size:
+        raise FormatError("corrupt file: token out of range")
+    return ids

@@ -1,8 +1,9 @@
 """Rate control: per-tile token counts for a byte budget or a quality target.
 
-Rates are exact ideal code lengths under the per-position prior (tiles are coded
-independently of each other, so a tile's rate at prefix n is the sum of its
-first n tokens' costs). Distortions are measured: every tile is decoded at a
+Rates are exact ideal code lengths under the model's prior: the digit-context
+prior when it has one, else the per-position prior. Tiles are coded independently
+of each other and a token's context reads only earlier tokens of its own tile, so
+a tile's rate at prefix n is the sum of its first n tokens' costs. Distortions are measured: every tile is decoded at a
 ladder of prefix lengths and compared with the source pixels (uint8, valid
 pixels only). Allocation is Lagrangian: each tile takes the n minimizing
 ``D + lambda * R``; lambda is bisected to meet the target.
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from vtcodec.codec import TokenImage
     from vtcodec.zoo import LoadedModel
 
-LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256)
+LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448)
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,11 @@ class RDTable:
 
 def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
     """(tiles, K + 1) ideal code length of each tile's first n tokens."""
-    k = model.config.max_tokens
-    positions = np.arange(k)
-    costs = -np.log2(model.prior.probabilities(positions)[positions[None, :], tokens.ids])
+    if model.context is not None:
+        costs = model.context.token_bits(tokens.ids)
+    else:
+        positions = np.arange(model.config.max_tokens)
+        costs = -np.log2(model.prior.probabilities(positions)[positions[None, :], tokens.ids])
     return np.concatenate([np.zeros((len(costs), 1)), np.cumsum(costs, axis=1)], axis=1)
 
 
@@ -54,7 +57,7 @@ def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
 def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel) -> RDTable:
     """Decode every tile at every ladder length and measure its SSE against ``pixels``."""
     k = model.config.max_tokens
-    lengths = np.array(sorted({min(n, k) for n in LADDER}))
+    lengths = np.array(sorted({min(n, k) for n in LADDER} | {k}))  # always up to every token
     grid = tokens.grid
     sse = np.zeros((grid.count, len(lengths)))
     for start, originals in zip(

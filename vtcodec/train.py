@@ -94,15 +94,35 @@ def evaluate(model: torch.nn.Module, crops: torch.Tensor, lengths: tuple[int, ..
 
 
 def warm_start(model: torch.nn.Module, weights: str) -> None:
-    """Copy every tensor of a model file whose name and shape match; report the rest."""
+    """Copy every tensor of a model file whose name matches; report the rest.
+
+    A tensor that grew (same rank, no dimension smaller, e.g. more token groups)
+    gets the source copied into its leading corner and keeps its fresh values
+    elsewhere, so a model with more groups starts as its source for short prefixes.
+    """
     from vtcodec.zoo import load_model
 
     source = load_model(weights).model.state_dict()
     target = model.state_dict()
-    matched = {k: v.float() for k, v in source.items() if k in target and target[k].shape == v.shape}
-    model.load_state_dict(matched, strict=False)
-    fresh = sorted(set(target) - set(matched))
-    print(f"warm start from {weights}: {len(matched)} tensors copied, fresh: {', '.join(fresh) or 'none'}", flush=True)
+    copied, grown = {}, []
+    for name, value in source.items():
+        if name not in target:
+            continue
+        fresh = target[name]
+        if fresh.shape == value.shape:
+            copied[name] = value.float()
+        elif fresh.dim() == value.dim() and all(a >= b for a, b in zip(fresh.shape, value.shape, strict=True)):
+            merged = fresh.clone()
+            merged[tuple(slice(0, n) for n in value.shape)] = value.float()
+            copied[name] = merged
+            grown.append(name)
+    model.load_state_dict(copied, strict=False)
+    fresh_names = sorted(set(target) - set(copied))
+    print(
+        f"warm start from {weights}: {len(copied)} tensors copied"
+        f" (grown: {', '.join(grown) or 'none'}), fresh: {', '.join(fresh_names) or 'none'}",
+        flush=True,
+    )
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -298,42 +318,65 @@ def train(
     return ckpt_path
 
 
+def checkpoint_network(ckpt_path: str | Path) -> torch.nn.Module:
+    """The tokenizer network saved in a training checkpoint."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    model = build_model(TokenizerConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model
+
+
 @torch.no_grad()
-def export_checkpoint(
-    ckpt_path: str | Path,
+def export_model(
+    model: torch.nn.Module,
     data_dirs: list[str],
     out_path: str | Path,
-    prior_tiles: int = 8192,
+    prior_tiles: int = 16384,
     val_dir: str | None = None,
     seed: int = 1234,
 ) -> bytes:
-    """Fit the token prior on training crops and write a shippable model file; returns its model id.
+    """Fit the per-position and digit-context priors on training crops and write a model file.
 
-    With ``val_dir``, the prior's smoothing is chosen by the held-out code length there.
+    With ``val_dir``, the priors' smoothing is chosen by the held-out code length there.
+    Returns the model id.
     """
+    from vtcodec.context_prior import DigitContextPrior
     from vtcodec.prior import TokenPrior
-    from vtcodec.zoo import save_model
+    from vtcodec.zoo import context_layout, save_model
 
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    model_config = TokenizerConfig.from_dict(state["model_config"])
-    model = build_model(model_config)
-    model.load_state_dict(state["model"])
-    # Round-trip through fp16 first: the prior must describe the tokens of the shipped weights.
+    config = model.config
+    # Round-trip through fp16 first: the priors must describe the tokens of the shipped weights.
     model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
     model.eval()
 
     def tokens_of(folders: list[str], count: int) -> np.ndarray:
-        images = [load_rgb(p, model_config.tile_size) for p in list_images(folders)]
-        sampler = CropSampler(images, model_config.tile_size, min_scale=0.5, seed=seed)
+        images = [load_rgb(p, config.tile_size) for p in list_images(folders)]
+        sampler = CropSampler(images, config.tile_size, min_scale=0.5, seed=seed)
         return torch.cat([model.encode(sampler.sample(64)) for _ in range(-(-count // 64))]).numpy()
 
     train_tokens = tokens_of(data_dirs, prior_tiles)
-    if val_dir:
-        prior, backoff = TokenPrior.fit_best(train_tokens, tokens_of([val_dir], 1024), model.codebook_size)
+    held_out = tokens_of([val_dir], 1024) if val_dir else None
+    if held_out is not None:
+        prior, backoff = TokenPrior.fit_best(train_tokens, held_out, model.codebook_size)
         print(f"prior smoothing: backoff {backoff:g} pseudo-counts (best on {val_dir})", flush=True)
     else:
         prior = TokenPrior.fit(train_tokens, model.codebook_size)
-    return save_model(model, prior, out_path)
+    context = None
+    layout = context_layout(model)
+    if layout is not None:
+        groups, group_of, neighbours = layout
+        context = DigitContextPrior.fit(
+            train_tokens, config.fsq_levels, groups, neighbours, held_out, group_of=group_of
+        )
+        if held_out is not None:
+            positions = np.arange(held_out.shape[1])
+            per_position = -np.log2(prior.probabilities(positions)[positions, held_out]).mean()
+            print(
+                f"held-out bits/token: per-position {per_position:.3f}, "
+                f"digit-context {context.token_bits(held_out).mean():.3f}",
+                flush=True,
+            )
+    return save_model(model, prior, out_path, context)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -346,8 +389,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="also stop after this many optimizer steps in all")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--init", help="start from these weights (a model file), e.g. the shipped default")
-    parser.add_argument("--prior-tiles", type=int, default=8192, help="training tiles to fit the prior on")
+    parser.add_argument("--prior-tiles", type=int, default=16384, help="training tiles to fit the priors on")
     parser.add_argument("--export-only", action="store_true", help="skip training: export RUN/last.ckpt")
+    parser.add_argument("--refit", metavar="MODEL", help="skip training: fit the priors again for MODEL's weights")
     args = parser.parse_args(argv)
     model_cfg, train_cfg = TokenizerConfig(), TrainConfig(minutes=args.minutes, max_steps=args.steps)
     if args.config:
@@ -358,14 +402,25 @@ def main(argv: list[str] | None = None) -> None:
         from vtcodec.zoo import load_model
 
         model_cfg = load_model(args.init).config
-    if args.export_only:
-        ckpt = Path(args.out) / "last.ckpt"
-    else:
-        ckpt = train(args.data, args.out, args.val, model_cfg, train_cfg, resume=args.resume, init_weights=args.init)
-        if int(os.environ.get("RANK", "0")) != 0:
-            return  # rank 0 exports
     out = Path(args.out) / "model.safetensors"
-    model_id = export_checkpoint(ckpt, args.data, out, prior_tiles=args.prior_tiles, val_dir=args.val)
+    if args.refit:
+        from vtcodec.zoo import load_model
+
+        source = load_model(args.refit)
+        network = build_model(source.config)  # a copy: the export rounds its weights to fp16
+        network.load_state_dict(source.model.state_dict())
+        out.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        if args.export_only:
+            ckpt = Path(args.out) / "last.ckpt"
+        else:
+            ckpt = train(
+                args.data, args.out, args.val, model_cfg, train_cfg, resume=args.resume, init_weights=args.init
+            )
+            if int(os.environ.get("RANK", "0")) != 0:
+                return  # rank 0 exports
+        network = checkpoint_network(ckpt)
+    model_id = export_model(network, args.data, out, prior_tiles=args.prior_tiles, val_dir=args.val)
     print(f"exported {out} (model id {model_id.hex()})", flush=True)
 
 

@@ -1,8 +1,9 @@
 """Shipped and user-supplied models: safetensors weights with their config and prior.
 
 A model file is one ``.safetensors`` file holding the network's tensors (fp16),
-the prior's integer table under ``prior.freqs`` (int32), and the JSON config in
-the metadata key ``vtcodec.config``. Nothing is unpickled. The model id written
+the per-position prior's integer table under ``prior.freqs`` (int32), optionally
+the digit-context prior's tables under ``context.digit0`` ... (int16; grid layout
+only), and the JSON config in the metadata key ``vtcodec.config``. Nothing is unpickled. The model id written
 into every ``.vtk`` file is the first 8 bytes of the SHA-256 of the file.
 """
 
@@ -22,6 +23,7 @@ from safetensors.numpy import load as load_numpy
 from safetensors.torch import save as save_torch
 
 from vtcodec.container import MODEL_ID_BYTES
+from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
 from vtcodec.prior import TokenPrior
@@ -30,6 +32,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.safetensors"
 MANIFEST = WEIGHTS_DIR / "MANIFEST.json"  # SHA-256 of every shipped model file
 PRIOR_KEY = "prior.freqs"
+CONTEXT_KEY = "context.digit{}"
 CONFIG_KEY = "vtcodec.config"
 
 _cache: dict[Path, LoadedModel] = {}
@@ -47,6 +50,7 @@ class LoadedModel:
     model_id: bytes
     config: TokenizerConfig
     path: Path | None
+    context: DigitContextPrior | None = None
 
     @property
     def codebook_size(self) -> int:
@@ -78,10 +82,26 @@ def model_id_of(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()[:MODEL_ID_BYTES]
 
 
-def serialize_model(model: ConvTokenizer, prior: TokenPrior) -> bytes:
-    """The bytes of a model file: fp16 weights, int32 prior table, JSON config."""
+def context_layout(model: ConvTokenizer) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(groups, group of each position, neighbour map) of a grid-layout model, for the
+
+    digit-context prior; None for other layouts.
+    """
+    if model.config.layout != "grid":
+        return None
+    scales = [(model.side, model.groups, model.order.cpu().numpy())]
+    if model.fine_groups:
+        scales.append((model.fine_side, model.fine_groups, model.fine_order.cpu().numpy()))
+    group_of, neighbours = token_layout(scales)
+    return model.groups + model.fine_groups, group_of, neighbours
+
+
+def serialize_model(model: ConvTokenizer, prior: TokenPrior, context: DigitContextPrior | None = None) -> bytes:
+    """The bytes of a model file: fp16 weights, int32 prior table, int16 context tables, JSON config."""
     tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
     tensors[PRIOR_KEY] = torch.from_numpy(prior.freqs.astype(np.int32))
+    for d, table in enumerate(context.tables if context is not None else ()):
+        tensors[CONTEXT_KEY.format(d)] = torch.from_numpy(table.astype(np.int16))
     return save_torch(tensors, metadata={CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)})
 
 
@@ -94,15 +114,25 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
         config = TokenizerConfig.from_dict(json.loads(metadata[CONFIG_KEY]))
         prior = TokenPrior(tensors.pop(PRIOR_KEY).astype(np.int64))
+        tables = []
+        while CONTEXT_KEY.format(len(tables)) in tensors:
+            tables.append(tensors.pop(CONTEXT_KEY.format(len(tables))).astype(np.int64))
         model = build_model(config)
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
         model.load_state_dict(state)
+        context = None
+        if tables:
+            layout = context_layout(model)
+            if layout is None:
+                raise ValueError("context tables need the grid layout")
+            groups, group_of, neighbours = layout
+            context = DigitContextPrior(config.fsq_levels, groups, neighbours, tuple(tables), group_of)
     except (SafetensorError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise InputError(f"{where}: not a valid vtcodec model file ({exc})") from None
     if prior.codebook_size != model.codebook_size or prior.max_tokens != model.max_tokens:
         raise InputError(f"{where}: prior table does not match the model")
     model.eval()
-    return LoadedModel(model, prior, model_id_of(data), config, path)
+    return LoadedModel(model, prior, model_id_of(data), config, path, context)
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
@@ -124,7 +154,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         if key not in _device_cache:
             model = build_model(cpu.config).to(target)
             model.load_state_dict(cpu.model.state_dict())
-            _device_cache[key] = LoadedModel(model.eval(), cpu.prior, cpu.model_id, cpu.config, cpu.path)
+            _device_cache[key] = LoadedModel(model.eval(), cpu.prior, cpu.model_id, cpu.config, cpu.path, cpu.context)
         return _device_cache[key]
 
 
@@ -151,11 +181,13 @@ def write_manifest() -> None:
     write_atomic(MANIFEST, (json.dumps(digests, indent=2) + "\n").encode(), force=True)
 
 
-def save_model(model: ConvTokenizer, prior: TokenPrior, path: str | Path) -> bytes:
+def save_model(
+    model: ConvTokenizer, prior: TokenPrior, path: str | Path, context: DigitContextPrior | None = None
+) -> bytes:
     """Write a model file atomically and return its model id."""
     from vtcodec.fileio import write_atomic
 
-    data = serialize_model(model, prior)
+    data = serialize_model(model, prior, context)
     write_atomic(Path(path), data, force=True)
     return model_id_of(data)
 

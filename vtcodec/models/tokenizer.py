@@ -9,6 +9,13 @@ Two token layouts (``TokenizerConfig.layout``):
   prefix shorter than one group still spreads over the whole tile). Nested dropout
   over this flattened order makes early groups coarse and later groups detail,
   and any prefix still decodes.
+
+  With ``fine_groups`` > 0 (32-pixel cells only) the sequence goes on, after the
+  coarse groups, with ``fine_groups`` groups on the (T/16) x (T/16) grid of 16-pixel
+  cells (each group in coarse-to-fine cell order). They are read from the encoder's
+  T/16 features and added to the decoder's first T/16 features through a
+  zero-initialized convolution, so a model that grows fine groups starts out
+  exactly as the coarse model it was warm-started from.
 - ``global``: a linear readout from the (T/16)^2 feature grid to K tokens, each
   seeing the whole tile (TiTok-like). On this CPU it collapsed (the decoder ignored
   its tokens); kept for the probes in ``benchmarks/``.
@@ -43,6 +50,7 @@ class TokenizerConfig:
     blocks_per_stage: int = 1
     cell_size: int = 32
     cell_order: str = "raster"
+    fine_groups: int = 0
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -130,12 +138,26 @@ class ConvTokenizer(nn.Module):
                 raise ValueError("cell_size must be 16 or 32 and divide tile_size")
             self.side = config.tile_size // config.cell_size
             cells = self.side**2
-            if k % cells:
-                raise ValueError(f"max_tokens must be a multiple of {cells} for the grid layout")
-            self.groups = k // cells
+            self.fine_side = config.tile_size // 16
+            self.fine_groups = config.fine_groups
+            self.fine_tokens = self.fine_groups * self.fine_side**2
+            if self.fine_groups and config.cell_size != 32:
+                raise ValueError("fine_groups needs cell_size 32")
+            coarse_tokens = k - self.fine_tokens
+            if coarse_tokens <= 0 or coarse_tokens % cells:
+                raise ValueError(f"max_tokens minus the fine tokens must be a positive multiple of {cells}")
+            self.groups = coarse_tokens // cells
             order = cell_order(self.side, config.cell_order)
             self.register_buffer("order", order, persistent=False)
             self.register_buffer("inverse_order", torch.argsort(order), persistent=False)
+            fine_order = cell_order(self.fine_side, "coarse-to-fine")
+            self.register_buffer("fine_order", fine_order, persistent=False)
+            self.register_buffer("fine_inverse_order", torch.argsort(fine_order), persistent=False)
+            if self.fine_groups:
+                self.fine_head = nn.Conv2d(c[-1], self.fine_groups * d, 3, padding=1)
+                self.fine_in = nn.Conv2d(self.fine_groups * d, c[-1], 3, padding=1)
+                nn.init.zeros_(self.fine_in.weight)
+                nn.init.zeros_(self.fine_in.bias)
             if config.cell_size == 32:
                 enc += [nn.SiLU(), nn.Conv2d(c[-1], self.groups * d, 4, stride=2, padding=1)]
                 dec = [Upsample(self.groups * d, c[-1])]
@@ -169,12 +191,18 @@ class ConvTokenizer(nn.Module):
     def _latent(self, tiles: torch.Tensor) -> torch.Tensor:
         """tiles (B, 3, T, T) -> unquantized token vectors (B, K, D) in sequence order."""
         b, k, d = tiles.shape[0], self.config.max_tokens, self.quantizer.dim
-        features = self.encoder(tiles * 2 - 1)
         if self.config.layout == "global":
+            features = self.encoder(tiles * 2 - 1)
             return self.readout(features.flatten(1)).view(b, k, d)
         # grid: token (group g, p-th cell in the cell order) sits at sequence index g * cells + p.
+        hidden = self.encoder[:-1](tiles * 2 - 1)
+        features = self.encoder[-1](hidden)
         cells = features.view(b, self.groups, d, -1)[..., self.order]
-        return cells.transpose(2, 3).reshape(b, k, d)
+        coarse = cells.transpose(2, 3).reshape(b, -1, d)
+        if not self.fine_groups:
+            return coarse
+        fine = self.fine_head(hidden).view(b, self.fine_groups, d, -1)[..., self.fine_order]
+        return torch.cat([coarse, fine.transpose(2, 3).reshape(b, -1, d)], dim=1)
 
     def _render(self, codes: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """codes (B, K, D); keep (B, K) bool -> tiles (B, 3, T, T) in about [0, 1]."""
@@ -182,11 +210,15 @@ class ConvTokenizer(nn.Module):
         b, d = codes.shape[0], self.quantizer.dim
         if self.config.layout == "global":
             grid = self.writein(codes.flatten(1)).view(b, self.config.grid_channels, self.grid, self.grid)
-        else:
-            side = self.side
-            cells = codes.view(b, self.groups, side * side, d).transpose(2, 3)[..., self.inverse_order]
-            grid = cells.reshape(b, self.groups * d, side, side)
-        return self.decoder(grid) * 0.5 + 0.5
+            return self.decoder(grid) * 0.5 + 0.5
+        side, coarse_tokens = self.side, self.groups * self.side**2
+        cells = codes[:, :coarse_tokens].reshape(b, self.groups, side * side, d).transpose(2, 3)
+        hidden = self.decoder[0](cells[..., self.inverse_order].reshape(b, self.groups * d, side, side))
+        if self.fine_groups:
+            fine = codes[:, coarse_tokens:].reshape(b, self.fine_groups, self.fine_side**2, d).transpose(2, 3)
+            fine = fine[..., self.fine_inverse_order].reshape(b, self.fine_groups * d, self.fine_side, self.fine_side)
+            hidden = hidden + self.fine_in(fine)
+        return self.decoder[1:](hidden) * 0.5 + 0.5
 
     def forward(self, tiles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Training pass: reconstruct each tile from its first ``lengths[b]`` tokens."""

@@ -60,7 +60,7 @@ def token_layout(scales: list[tuple[int, int, np.ndarray]]) -> tuple[np.ndarray,
     group_of: list[int] = []
     rows: list[list[int]] = []
     start, group = 0, 0
-    previous: tuple[int, int, int] | None = None  # (side, start of last group, inverse order) of the scale before
+    previous: tuple[int, int, np.ndarray] | None = None  # the scale before: side, its last group's start, inverse order
     for side, groups, order in scales:
         cells = side * side
         order = np.asarray(order)

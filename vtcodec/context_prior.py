@@ -109,16 +109,30 @@ def token_digits(ids: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
 
 
 def _neighbour_digits(
-    ids: np.ndarray, positions: np.ndarray, neighbours: np.ndarray, levels: tuple[int, ...]
+    ids: np.ndarray,
+    positions: np.ndarray,
+    neighbours: np.ndarray,
+    levels: tuple[int, ...],
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """(tiles, len(positions), 3, digits): each neighbour's digits + 1, or 0 where there is none.
 
-    ``ids`` (tiles, n) must hold every earlier token of each tile at these positions.
+    ``ids`` (tiles, n) must hold every earlier token of each tile at these positions;
+    ``rows`` picks some tiles (all by default).
     """
     where = neighbours[positions]
     found = where >= 0
-    gathered = np.asarray(ids, dtype=np.int64)[:, np.where(found, where, 0)]
+    columns = np.where(found, where, 0)
+    ids = np.asarray(ids, dtype=np.int64)
+    gathered = ids[:, columns] if rows is None else ids[rows[:, None, None], columns[None]]
     return np.where(found[None, ..., None], token_digits(gathered, levels) + 1, 0)
+
+
+def equal_groups(k: int, groups: int) -> np.ndarray:
+    """Group of each of ``k`` positions split into ``groups`` equal consecutive groups."""
+    if groups < 1 or k % groups:
+        raise ValueError("neighbour map does not match the groups")
+    return np.arange(k) // (k // groups)
 
 
 def context_rows(levels: tuple[int, ...], groups: int, d: int) -> int:
@@ -176,11 +190,7 @@ class DigitContextPrior:
         k = self.neighbours.shape[0]
         if self.neighbours.shape != (k, 3) or self.groups < 1:
             raise ValueError("neighbour map does not match the groups")
-        if self.group_of is None:
-            if k % self.groups:
-                raise ValueError("neighbour map does not match the groups")
-            object.__setattr__(self, "group_of", np.arange(k) // (k // self.groups))
-        group_of = np.asarray(self.group_of, dtype=np.int64)
+        group_of = equal_groups(k, self.groups) if self.group_of is None else np.asarray(self.group_of, dtype=np.int64)
         if group_of.shape != (k,) or group_of.min() < 0 or group_of.max() >= self.groups:
             raise ValueError("group map does not match the groups")
         object.__setattr__(self, "group_of", group_of)
@@ -222,10 +232,8 @@ class DigitContextPrior:
 
         ``ids[rows]`` must hold the earlier tokens of those rows.
         """
-        where = self.neighbours[position]
-        found = where >= 0
-        digits = token_digits(ids[rows[:, None], np.where(found, where, 0)[None, :]], self.levels) + 1
-        return np.where(found[None, :, None], digits, 0).transpose(0, 2, 1)
+        around = _neighbour_digits(ids, np.array([position]), self.neighbours, self.levels, rows)
+        return around[:, 0].transpose(0, 2, 1)
 
     def probabilities(self, d: int, keys: np.ndarray) -> np.ndarray:
         """Exact float64 probability rows of digit ``d`` for these table rows."""
@@ -259,7 +267,7 @@ class DigitContextPrior:
         """
         levels = tuple(levels)
         k = neighbours.shape[0]
-        group_of = np.arange(k) // (k // groups) if group_of is None else np.asarray(group_of, dtype=np.int64)
+        group_of = equal_groups(k, groups) if group_of is None else np.asarray(group_of, dtype=np.int64)
         train = _context_values(np.asarray(tokens, dtype=np.int64), levels, group_of, neighbours)
         test = (
             _context_values(np.asarray(held_out, dtype=np.int64), levels, group_of, neighbours)

@@ -150,10 +150,10 @@ class ConvTokenizer(nn.Module):
             order = cell_order(self.side, config.cell_order)
             self.register_buffer("order", order, persistent=False)
             self.register_buffer("inverse_order", torch.argsort(order), persistent=False)
-            fine_order = cell_order(self.fine_side, "coarse-to-fine")
-            self.register_buffer("fine_order", fine_order, persistent=False)
-            self.register_buffer("fine_inverse_order", torch.argsort(fine_order), persistent=False)
             if self.fine_groups:
+                fine_order = cell_order(self.fine_side, "coarse-to-fine")
+                self.register_buffer("fine_order", fine_order, persistent=False)
+                self.register_buffer("fine_inverse_order", torch.argsort(fine_order), persistent=False)
                 self.fine_head = nn.Conv2d(c[-1], self.fine_groups * d, 3, padding=1)
                 self.fine_in = nn.Conv2d(self.fine_groups * d, c[-1], 3, padding=1)
                 nn.init.zeros_(self.fine_in.weight)

@@ -1,6 +1,6 @@
 """Byte-budget accuracy and the gain of RD allocation over a uniform token count, at equal bytes.
 
-    python benchmarks/rate_control.py [--images ../shared/data/kodak] [--bpp 0.02 0.04 0.08] [--limit N]
+    python benchmarks/rate_control.py [--images ../shared/data/kodak] [--bpp 0.02 0.04 0.08] [--limit N] [--model M]
 
 For each image and budget B = bpp x W x H / 8: the RD-allocated file (``--bytes B``)
 and the largest uniform token count whose file fits B. Prints the mean and worst
@@ -27,8 +27,9 @@ def main() -> None:
     parser.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     parser.add_argument("--bpp", type=float, nargs="+", default=[0.02, 0.04, 0.08])
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--model", default=None, help="a model file (default: the shipped default)")
     args = parser.parse_args()
-    model = vtcodec.load_model()
+    model = vtcodec.load_model(args.model)
     files = sorted(Path(args.images).glob("*.png"))[: args.limit]
     ratios: list[float] = []
     rows = {b: {"rd": [], "uniform": [], "rd_bpp": [], "uniform_bpp": []} for b in args.bpp}

@@ -6,8 +6,9 @@ Each golden ``NAME.vtk`` has ``NAME.tokens.json`` beside it: the model id, the i
 size, the per-tile token counts and the tokens. tests/test_golden.py checks both
 directions byte for byte (tokens -> bytes and bytes -> tokens). Run this only when
 the shipped model or the format changes, and commit the results together.
-The ``v0-*`` goldens are frozen: vtcodec 0.1 wrote them with the first shipped model
-(``weights/v0.safetensors``), and they must keep decoding; this script never rewrites them.
+The ``v0-*`` and ``v1-*`` goldens are frozen: vtcodec wrote them with the earlier shipped
+models (``weights/v0.safetensors``, ``weights/v1.safetensors``), and they must keep
+decoding; this script never rewrites them.
 """
 
 from __future__ import annotations

@@ -66,3 +66,28 @@ def test_single_scale_layout_is_the_plain_grid():
         np.zeros((4, 12), dtype=np.int64), (3, 3), 3, neighbours, group_of=group_of
     ).group_of
     assert np.array_equal(prior_groups, group_of)
+
+
+def test_growing_depth_starts_as_the_source(tmp_path):
+    torch.manual_seed(2)
+    source = build_model(FINE).eval()
+    with torch.no_grad():  # a trained network: its residual blocks are not the identity
+        for name, tensor in source.named_parameters():
+            if ".conv2." in name:
+                tensor.normal_(0, 0.1)
+    path = tmp_path / "shallow.safetensors"
+    save_model(source, TokenPrior.fit(source.encode(torch.rand(8, 3, 64, 64)).numpy(), source.codebook_size), path)
+    source = load_model(path).model
+    deeper = build_model(TokenizerConfig(**{**FINE.to_dict(), "encoder_blocks": 2, "decoder_blocks": 3}))
+    assert len(deeper.decoder) == len(source.decoder) + 2 * 4 and len(deeper.encoder) == len(source.encoder) + 4
+    warm_start(deeper, str(path))
+    deeper.eval()
+    tiles = torch.rand(2, 3, 64, 64)
+    ids = deeper.encode(tiles)
+    assert torch.equal(ids, source.encode(tiles))
+    for n in (3, 8, 40):  # the added residual blocks start as the identity
+        assert torch.allclose(deeper.decode(ids[:, :n]), source.decode(ids[:, :n]))
+    # The source's first decoder block (decoder.1) stays, its second (decoder.3) moves past two new ones.
+    assert torch.equal(deeper.decoder[1].conv2.weight, source.decoder[1].conv2.weight)
+    assert torch.equal(deeper.decoder[5].conv2.weight, source.decoder[3].conv2.weight)
+    assert not deeper.decoder[3].conv2.weight.any()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import vtcodec
@@ -98,3 +99,16 @@ def test_two_process_ddp_training_on_loopback(tmp_path):
     assert [r["step"] for r in records if not r.get("final")] == [1, 2, 3, 4]
     model = vtcodec.load_model(run / "model.safetensors")
     assert model.config.max_tokens == 8
+
+
+def test_length_distributions():
+    gen = torch.Generator().manual_seed(0)
+    n, k = 40000, 512
+    for dist, share_in_front in (("uniform", 0.5), ("front", 0.875)):
+        lengths = training.sample_lengths(n, k, 0.1, gen, dist)
+        assert lengths.min() >= 1 and lengths.max() <= k
+        full = (lengths == k).float().mean().item()
+        assert abs(full - (0.1 + 0.9 / k * (1 - share_in_front) * 2)) < 0.01
+        assert abs((lengths <= k // 2).float().mean().item() - 0.9 * share_in_front) < 0.01
+    with pytest.raises(ValueError):
+        training.sample_lengths(4, k, 0.1, gen, "nope")

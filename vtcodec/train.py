@@ -48,10 +48,15 @@ def sample_lengths(
 ) -> torch.Tensor:
     """Kept prefix lengths (tail-token drop), exactly K with ``full_prob``; otherwise
 
-    ``uniform`` on [1, K], or ``mixed``: half uniform, half log-uniform (more short prefixes).
+    ``uniform`` on [1, K]; ``mixed``: half uniform, half log-uniform (more short prefixes);
+    ``front``: three quarters uniform on [1, K/2], one quarter uniform on [1, K] (the
+    low-rate half of the sequence, where the codec's targets lie, gets most of the weight).
     """
     lengths = torch.randint(1, max_tokens + 1, (batch,), generator=gen)
-    if dist == "mixed":
+    if dist == "front":
+        front = torch.randint(1, max(max_tokens // 2, 1) + 1, (batch,), generator=gen)
+        lengths = torch.where(torch.rand(batch, generator=gen) < 0.75, front, lengths)
+    elif dist == "mixed":
         log_uniform = torch.exp(torch.rand(batch, generator=gen) * np.log(max_tokens + 1)).long().clamp(1, max_tokens)
         lengths = torch.where(torch.rand(batch, generator=gen) < 0.5, lengths, log_uniform)
     elif dist != "uniform":
@@ -99,10 +104,14 @@ def warm_start(model: torch.nn.Module, weights: str) -> None:
     A tensor that grew (same rank, no dimension smaller, e.g. more token groups)
     gets the source copied into its leading corner and keeps its fresh values
     elsewhere, so a model with more groups starts as its source for short prefixes.
+    Residual blocks the target has in addition (deeper stages) keep their fresh,
+    identity-at-start values; the source's layers move to their aligned places.
     """
     from vtcodec.zoo import load_model
 
-    source = load_model(weights).model.state_dict()
+    source_model = load_model(weights).model
+    renamed = aligned_names(source_model, model)
+    source = {renamed.get(name, name): value for name, value in source_model.state_dict().items()}
     target = model.state_dict()
     copied, grown = {}, []
     for name, value in source.items():
@@ -122,6 +131,46 @@ def warm_start(model: torch.nn.Module, weights: str) -> None:
         f"warm start from {weights}: {len(copied)} tensors copied"
         f" (grown: {', '.join(grown) or 'none'}), fresh: {', '.join(fresh_names) or 'none'}",
         flush=True,
+    )
+
+
+def aligned_names(source: torch.nn.Module, target: torch.nn.Module) -> dict[str, str]:
+    """Map the source's ``encoder.i.*`` / ``decoder.i.*`` names to the target's, where the
+    target has extra residual blocks: each source layer goes to the next target layer of
+    its type and shape, and only skipped residual blocks (identity at start) may lie between.
+    """
+    from vtcodec.models.tokenizer import ResBlock
+
+    mapping: dict[str, str] = {}
+    for part in ("encoder", "decoder"):
+        src, dst = getattr(source, part, None), getattr(target, part, None)
+        if not isinstance(src, torch.nn.Sequential) or not isinstance(dst, torch.nn.Sequential):
+            continue
+        j, pairs = 0, {}
+        for i, layer in enumerate(src):
+            while j < len(dst) and not _same_layer(layer, dst[j]):
+                if not isinstance(dst[j], ResBlock):
+                    break
+                j += 1
+            if j == len(dst) or not _same_layer(layer, dst[j]):
+                pairs = {}
+                break
+            pairs[i], j = j, j + 1
+        for name in source.state_dict():
+            head, _, rest = name.partition(".")
+            index, _, tail = rest.partition(".")
+            if head == part and index.isdigit() and int(index) in pairs:
+                mapping[name] = f"{part}.{pairs[int(index)]}.{tail}"
+    return mapping
+
+
+def _same_layer(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Same type, and every parameter of ``a`` fits into (is no larger than) ``b``'s."""
+    if type(a) is not type(b):
+        return False
+    pa, pb = a.state_dict(), b.state_dict()
+    return pa.keys() == pb.keys() and all(
+        pa[k].dim() == pb[k].dim() and all(x <= y for x, y in zip(pa[k].shape, pb[k].shape, strict=True)) for k in pa
     )
 
 

@@ -20,6 +20,10 @@ Two token layouts (``TokenizerConfig.layout``):
   seeing the whole tile (TiTok-like). On this CPU it collapsed (the decoder ignored
   its tokens); kept for the probes in ``benchmarks/``.
 
+Every residual block's last convolution starts at zero, so a block added to a
+trained network (``encoder_blocks`` / ``decoder_blocks`` above ``blocks_per_stage``)
+starts as the identity: ``vtcodec train --init`` grows depth without changing the output.
+
 Tokens past the kept prefix are replaced by learned "absent" vectors, so the
 decoder knows how many it has. Training keeps a random prefix per sample
 (tail-token drop); see ``vtcodec/train.py`` and the model card.
@@ -48,10 +52,17 @@ class TokenizerConfig:
     grid_channels: int = 48
     layout: str = "grid"
     blocks_per_stage: int = 1
+    encoder_blocks: int | None = None
+    decoder_blocks: int | None = None
     cell_size: int = 32
     cell_order: str = "raster"
     fine_groups: int = 0
     extra: dict = field(default_factory=dict)
+
+    def stage_blocks(self, part: str) -> int:
+        """Residual blocks per resolution stage of the ``encoder`` or ``decoder``."""
+        blocks = self.encoder_blocks if part == "encoder" else self.decoder_blocks
+        return self.blocks_per_stage if blocks is None else blocks
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,7 +135,7 @@ class ConvTokenizer(nn.Module):
 
         enc: list[nn.Module] = [nn.Conv2d(3, c[0], 4, stride=2, padding=1)]
         for i in range(len(c)):
-            enc += [ResBlock(c[i]) for _ in range(config.blocks_per_stage)]
+            enc += [ResBlock(c[i]) for _ in range(config.stage_blocks("encoder"))]
             if i + 1 < len(c):
                 enc.append(nn.Conv2d(c[i], c[i + 1], 4, stride=2, padding=1))
         self.absent = nn.Parameter(torch.zeros(k, d))
@@ -170,7 +181,7 @@ class ConvTokenizer(nn.Module):
             raise ValueError(f"unknown token layout {config.layout!r}")
         self.encoder = nn.Sequential(*enc)
         for i in reversed(range(len(c))):
-            dec += [ResBlock(c[i]) for _ in range(config.blocks_per_stage)]
+            dec += [ResBlock(c[i]) for _ in range(config.stage_blocks("decoder"))]
             if i > 0:
                 dec.append(Upsample(c[i], c[i - 1]))
         dec += [nn.SiLU(), nn.Conv2d(c[0], 3 * 4, 3, padding=1), nn.PixelShuffle(2)]

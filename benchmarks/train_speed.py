@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -30,7 +31,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for path in args.configs:
         torch.manual_seed(0)
-        config = TokenizerConfig.from_dict({**json.load(open(path))["model"], **overrides})
+        config = TokenizerConfig.from_dict({**json.loads(Path(path).read_text())["model"], **overrides})
         model = build_model(config)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         tiles = torch.rand(16, 3, config.tile_size, config.tile_size)

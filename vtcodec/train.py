@@ -120,7 +120,7 @@ def warm_start(model: torch.nn.Module, weights: str) -> None:
         fresh = target[name]
         if fresh.shape == value.shape:
             copied[name] = value.float()
-        elif fresh.dim() == value.dim() and all(a >= b for a, b in zip(fresh.shape, value.shape, strict=True)):
+        elif _fits(value, fresh):
             merged = fresh.clone()
             merged[tuple(slice(0, n) for n in value.shape)] = value.float()
             copied[name] = merged
@@ -141,37 +141,40 @@ def aligned_names(source: torch.nn.Module, target: torch.nn.Module) -> dict[str,
     """
     from vtcodec.models.tokenizer import ResBlock
 
-    mapping: dict[str, str] = {}
+    pairs: dict[str, dict[int, int]] = {}
     for part in ("encoder", "decoder"):
         src, dst = getattr(source, part, None), getattr(target, part, None)
         if not isinstance(src, torch.nn.Sequential) or not isinstance(dst, torch.nn.Sequential):
             continue
-        j, pairs = 0, {}
+        j, part_pairs = 0, {}
         for i, layer in enumerate(src):
-            while j < len(dst) and not _same_layer(layer, dst[j]):
-                if not isinstance(dst[j], ResBlock):
-                    break
+            while j < len(dst) and isinstance(dst[j], ResBlock) and not _same_layer(layer, dst[j]):
                 j += 1
             if j == len(dst) or not _same_layer(layer, dst[j]):
-                pairs = {}
                 break
-            pairs[i], j = j, j + 1
-        for name in source.state_dict():
-            head, _, rest = name.partition(".")
-            index, _, tail = rest.partition(".")
-            if head == part and index.isdigit() and int(index) in pairs:
-                mapping[name] = f"{part}.{pairs[int(index)]}.{tail}"
+            part_pairs[i], j = j, j + 1
+        else:
+            pairs[part] = part_pairs
+    mapping: dict[str, str] = {}
+    for name in source.state_dict():
+        head, _, rest = name.partition(".")
+        index, _, tail = rest.partition(".")
+        if head in pairs and index.isdigit() and int(index) in pairs[head]:
+            mapping[name] = f"{head}.{pairs[head][int(index)]}.{tail}"
     return mapping
 
 
+def _fits(value: torch.Tensor, fresh: torch.Tensor) -> bool:
+    """``value`` can be copied into the leading corner of ``fresh``: same rank, no dimension larger."""
+    return value.dim() == fresh.dim() and all(a <= b for a, b in zip(value.shape, fresh.shape, strict=True))
+
+
 def _same_layer(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    """Same type, and every parameter of ``a`` fits into (is no larger than) ``b``'s."""
+    """Same type, and every tensor of ``a`` fits into ``b``'s."""
     if type(a) is not type(b):
         return False
     pa, pb = a.state_dict(), b.state_dict()
-    return pa.keys() == pb.keys() and all(
-        pa[k].dim() == pb[k].dim() and all(x <= y for x, y in zip(pa[k].shape, pb[k].shape, strict=True)) for k in pa
-    )
+    return pa.keys() == pb.keys() and all(_fits(pa[k], pb[k]) for k in pa)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -30,8 +30,8 @@ def ms_ssim_rgb(a: np.ndarray, b: np.ndarray) -> float | None:
         from pytorch_msssim import ms_ssim
     except ImportError:
         return None
-    ta = torch.from_numpy(a).permute(2, 0, 1)[None].float()
-    tb = torch.from_numpy(b).permute(2, 0, 1)[None].float()
+    ta = torch.tensor(a).permute(2, 0, 1)[None].float()  # a copy: decoded arrays may be read-only
+    tb = torch.tensor(b).permute(2, 0, 1)[None].float()
     return float(ms_ssim(ta, tb, data_range=255.0))
 
 

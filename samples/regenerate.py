@@ -6,9 +6,9 @@ Each golden ``NAME.vtk`` has ``NAME.tokens.json`` beside it: the model id, the i
 size, the per-tile token counts and the tokens. tests/test_golden.py checks both
 directions byte for byte (tokens -> bytes and bytes -> tokens). Run this only when
 the shipped model or the format changes, and commit the results together.
-The ``v0-*`` and ``v1-*`` goldens are frozen: vtcodec wrote them with the earlier shipped
-models (``weights/v0.safetensors``, ``weights/v1.safetensors``), and they must keep
-decoding; this script never rewrites them.
+The ``v0-*``, ``v1-*`` and ``v2-*`` goldens are frozen: vtcodec wrote them with the earlier
+shipped models (``weights/v0.safetensors``, ``v1.safetensors``, ``v2.safetensors``), and
+they must keep decoding; this script never rewrites them.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
     python benchmarks/kodak_eval.py [--images ../shared/data/kodak] [--tokens 16 32 64 128 256] [--model PATH]
 
 Prints, per token setting: mean bpp from whole-file bytes, mean PSNR-RGB (uint8),
-mean MS-SSIM (if pytorch-msssim is installed), bits per token against raw
-log2(V), and encode / decode ms per image. Writes --json if given.
+mean MS-SSIM (if pytorch-msssim is installed), bits per token against raw log2(V),
+and encode / decode ms per image. Writes --json if given. Images are scored as
+`vtcodec bench` scores them (`vtcodec.bench.Metrics`).
 """
 
 from __future__ import annotations
@@ -19,20 +20,11 @@ import numpy as np
 import torch
 
 import vtcodec
-from vtcodec.codec import pack_tokens, psnr_rgb, read_tokens, render, tokenize
+from vtcodec.bench import Metrics
+from vtcodec.codec import pack_tokens, read_tokens, render, tokenize
 from vtcodec.imageio import open_image
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def ms_ssim_rgb(a: np.ndarray, b: np.ndarray) -> float | None:
-    try:
-        from pytorch_msssim import ms_ssim
-    except ImportError:
-        return None
-    ta = torch.tensor(a).permute(2, 0, 1)[None].float()  # a copy: decoded arrays may be read-only
-    tb = torch.tensor(b).permute(2, 0, 1)[None].float()
-    return float(ms_ssim(ta, tb, data_range=255.0))
 
 
 def main() -> None:
@@ -50,6 +42,7 @@ def main() -> None:
     if not files:
         raise SystemExit(f"no images in {args.images}")
     raw_bits = math.log2(model.codebook_size)
+    metrics = Metrics()  # the scoring of `vtcodec bench`
     rows = []
     for n in args.tokens:
         stats: dict[str, list[float]] = {
@@ -65,10 +58,10 @@ def main() -> None:
             decoded = np.asarray(render(read_tokens(data, model)))
             t2 = time.perf_counter()
             stats["bpp"].append(8 * len(data) / (image.width * image.height))
-            stats["psnr"].append(psnr_rgb(pixels, decoded))
-            score = ms_ssim_rgb(pixels, decoded)
-            if score is not None:
-                stats["msssim"].append(score)
+            scores = metrics(pixels, decoded)
+            stats["psnr"].append(scores["psnr-rgb"])
+            if not math.isnan(scores["ms-ssim"]):
+                stats["msssim"].append(scores["ms-ssim"])
             stats["bits_per_token"].append(8 * len(data) / (tokens.grid.count * n) if n else 0.0)
             stats["enc_ms"].append(1000 * (t1 - t0))
             stats["dec_ms"].append(1000 * (t2 - t1))

@@ -112,3 +112,35 @@ def test_length_distributions():
         assert abs((lengths <= k // 2).float().mean().item() - 0.9 * share_in_front) < 0.01
     with pytest.raises(ValueError):
         training.sample_lengths(4, k, 0.1, gen, "nope")
+
+
+def test_mse_plus_msssim_loss_trains_and_checks_its_inputs(tmp_path):
+    pytest.importorskip("pytorch_msssim")
+    from pytorch_msssim import ms_ssim
+
+    target = torch.rand(2, 3, 128, 128)
+    rec = (target + 0.1 * torch.randn_like(target)).requires_grad_()
+    cfg = training.TrainConfig(loss="mse+msssim", msssim_weight=0.5)
+    loss = training.reconstruction_loss(rec, target, cfg)
+    mse = ((rec - target) ** 2).mean()
+    expected = mse + 0.5 * (1 - ms_ssim(rec, target, data_range=1.0, win_size=7))
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert rec.grad is not None and rec.grad.abs().sum() > 0
+    with pytest.raises(vtcodec.InputError, match="larger than 96"):
+        training.check_loss(cfg, 32)
+    with pytest.raises(vtcodec.InputError, match="unknown loss"):
+        training.check_loss(training.TrainConfig(loss="l1"), 128)
+
+    data, config = _tiny_setup(tmp_path)
+    spec = json.loads(config.read_text())
+    spec["model"].update(tile_size=128, max_tokens=16)
+    spec["train"].update(batch_size=2, loss="mse+msssim")
+    config.write_text(json.dumps(spec))
+    for i in range(2):
+        random_image(160, 140, seed=10 + i).save(data / f"big{i}.png")
+    run = tmp_path / "run"
+    training.main([str(data), "--out", str(run), "--config", str(config), "--steps", "2", "--prior-tiles", "16"])
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+    assert torch.load(run / "last.ckpt", weights_only=False)["train_config"]["loss"] == "mse+msssim"

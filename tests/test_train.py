@@ -13,7 +13,7 @@ import torch
 import vtcodec
 from vtcodec import train as training
 
-from .conftest import random_image
+from .conftest import assert_one_line_error, random_image
 
 
 def test_train_resume_export_and_use(tmp_path):
@@ -114,7 +114,7 @@ def test_length_distributions():
         training.sample_lengths(4, k, 0.1, gen, "nope")
 
 
-def test_mse_plus_msssim_loss_trains_and_checks_its_inputs(tmp_path):
+def test_mse_plus_msssim_loss_trains_and_checks_its_inputs(tmp_path, cli_run):
     pytest.importorskip("pytorch_msssim")
     from pytorch_msssim import ms_ssim
 
@@ -140,7 +140,19 @@ def test_mse_plus_msssim_loss_trains_and_checks_its_inputs(tmp_path):
     for i in range(2):
         random_image(160, 140, seed=10 + i).save(data / f"big{i}.png")
     run = tmp_path / "run"
-    training.main([str(data), "--out", str(run), "--config", str(config), "--steps", "2", "--prior-tiles", "16"])
+    code, _, err = cli_run("train", data, "--out", run, "--config", config, "--steps", 2, "--prior-tiles", 16)
+    assert code == 0, err
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
     assert torch.load(run / "last.ckpt", weights_only=False)["train_config"]["loss"] == "mse+msssim"
+    first = (run / "model.safetensors").read_bytes()
+    (run / "model.safetensors").unlink()
+    code, _, err = cli_run("train", data, "--out", run, "--export-only", "--prior-tiles", 16)
+    assert code == 0, err
+    assert (run / "model.safetensors").read_bytes() == first  # the export is deterministic
+
+    spec["train"]["loss"] = "l1"
+    config.write_text(json.dumps(spec))
+    code, _, err = cli_run("train", data, "--out", tmp_path / "bad", "--config", config, "--steps", 1)
+    assert_one_line_error(code, err)
+    assert "unknown loss 'l1'" in err

@@ -283,6 +283,10 @@ def train(
         Optional[Path],
         typer.Option("--refit", help="No training: fit the priors again for this model file's weights."),
     ] = None,
+    export_only: Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")] = False,
+    prior_tiles: Annotated[
+        int, typer.Option("--prior-tiles", min=1, help="Training tiles to fit the priors on.")
+    ] = 16384,
 ) -> None:
     """Train a tokenizer, then fit its priors and export RUN/model.safetensors.
 
@@ -297,6 +301,8 @@ def train(
     args += ["--resume"] if resume else []
     args += ["--init", str(init)] if init else []
     args += ["--refit", str(refit)] if refit else []
+    args += ["--export-only"] if export_only else []
+    args += ["--prior-tiles", str(prior_tiles)]
     training.main(args)
 
 

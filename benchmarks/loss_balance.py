@@ -3,7 +3,7 @@
     python benchmarks/loss_balance.py [--model PATH] [--crops 16] [--tokens 16 64 256]
 
 For held-out bsds500/val center crops (128²) decoded from a prefix of n tokens, prints
-the MSE, 1 - MS-SSIM (7-pixel window, as ``vtcodec.train.reconstruction_loss``), the
+the MSE, 1 - MS-SSIM (``vtcodec.train.msssim_dissimilarity``, the loss's term), the
 norms of their gradients over the decoder's weights, and the weight that would make
 the MS-SSIM term's gradient equal to the MSE's (``msssim_weight`` in the train config).
 """
@@ -14,11 +14,11 @@ import argparse
 from pathlib import Path
 
 import torch
-from pytorch_msssim import ms_ssim
 
 import vtcodec
 from vtcodec.data import center_crops, list_images, load_rgb
 from vtcodec.models import build_model
+from vtcodec.train import msssim_dissimilarity
 
 VAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train" / "bsds500" / "val"
 
@@ -41,7 +41,7 @@ def main() -> None:
     for n in args.tokens:
         rec = model(crops, torch.full((len(crops),), n))
         mse = ((rec - crops) ** 2).mean()
-        dissimilarity = 1 - ms_ssim(rec, crops, data_range=1.0, win_size=7)
+        dissimilarity = msssim_dissimilarity(rec, crops)
         norms = []
         for term in (mse, dissimilarity):
             grads = torch.autograd.grad(term, params, retain_graph=True)

@@ -285,8 +285,8 @@ def train(
     ] = None,
     export_only: Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")] = False,
     prior_tiles: Annotated[
-        int, typer.Option("--prior-tiles", min=1, help="Training tiles to fit the priors on.")
-    ] = 16384,
+        Optional[int], typer.Option("--prior-tiles", min=1, help="Training tiles to fit the priors on [16384].")
+    ] = None,
 ) -> None:
     """Train a tokenizer, then fit its priors and export RUN/model.safetensors.
 
@@ -302,7 +302,7 @@ def train(
     args += ["--init", str(init)] if init else []
     args += ["--refit", str(refit)] if refit else []
     args += ["--export-only"] if export_only else []
-    args += ["--prior-tiles", str(prior_tiles)]
+    args += ["--prior-tiles", str(prior_tiles)] if prior_tiles else []
     training.main(args)
 
 

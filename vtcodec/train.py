@@ -67,13 +67,21 @@ def sample_lengths(
 
 
 LOSSES = ("mse", "log-mse", "mse+msssim")
+MSSSIM_WINDOW = 7  # pixels; pytorch-msssim needs a side longer than (window - 1) * 16 for its five scales
+
+
+def msssim_dissimilarity(rec: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - MS-SSIM of a batch in [0, 1], as the ``mse+msssim`` loss uses it (needs pytorch-msssim)."""
+    from pytorch_msssim import ms_ssim
+
+    return 1 - ms_ssim(rec, target, data_range=1.0, win_size=MSSSIM_WINDOW)
 
 
 def reconstruction_loss(rec: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The training loss of a batch in [0, 1]: ``cfg.loss`` is one of ``LOSSES``.
 
-    ``mse+msssim`` adds ``cfg.msssim_weight * (1 - MS-SSIM)`` (pytorch-msssim, 7-pixel
-    window, so tiles of 128 pixels fit its five scales) to the MSE; the default weight
+    ``mse+msssim`` adds ``cfg.msssim_weight * msssim_dissimilarity`` (a 7-pixel window,
+    so tiles of 128 pixels fit its five scales) to the MSE; the default weight
     gives both terms about equal gradients at the v3 model's operating point
     (``benchmarks/loss_balance.py``: on held-out crops at 64 tokens the MS-SSIM term's
     decoder gradient is about 45 times the MSE's).
@@ -84,9 +92,7 @@ def reconstruction_loss(rec: torch.Tensor, target: torch.Tensor, cfg: TrainConfi
     if cfg.loss == "log-mse":
         return torch.log(mse + 1e-5).mean()
     if cfg.loss == "mse+msssim":
-        from pytorch_msssim import ms_ssim
-
-        return mse.mean() + cfg.msssim_weight * (1 - ms_ssim(rec, target, data_range=1.0, win_size=7))
+        return mse.mean() + cfg.msssim_weight * msssim_dissimilarity(rec, target)
     raise ValueError(f"unknown loss {cfg.loss!r}; choose from {', '.join(LOSSES)}")
 
 
@@ -99,8 +105,9 @@ def check_loss(cfg: TrainConfig, tile_size: int) -> None:
             import pytorch_msssim  # noqa: F401
         except ImportError:
             raise InputError("loss 'mse+msssim' needs pytorch-msssim: pip install 'vtcodec[eval]'") from None
-        if tile_size <= 96:
-            raise InputError(f"loss 'mse+msssim' needs tiles larger than 96 pixels, not {tile_size}")
+        limit = (MSSSIM_WINDOW - 1) * 16
+        if tile_size <= limit:
+            raise InputError(f"loss 'mse+msssim' needs tiles larger than {limit} pixels, not {tile_size}")
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -157,7 +157,7 @@ def test_tampered_shipped_weights_are_refused(monkeypatch, tiny_model_path, tmp_
 
 def test_shipped_manifest_matches_the_shipped_weights():
     manifest = json.loads(zoo.MANIFEST.read_text())
-    assert set(manifest) == {p.name for p in zoo.WEIGHTS_DIR.glob("*.safetensors")}
+    assert set(manifest["files"]) == {p.name for p in zoo.WEIGHTS_DIR.glob("*.safetensors")}
     zoo.load_model()  # verifies the SHA-256
 
 

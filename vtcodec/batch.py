@@ -27,6 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vtcodec import codec, container
+from vtcodec.decoders import load_decoder
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
 from vtcodec.imageio import open_image
@@ -333,13 +334,19 @@ def decode_many(
     device: torch.device | str = "cpu",
     *,
     tokens: int | None = None,
+    decoder: str | Path | None = None,
     batch_size: int = 32,
     threads: int = 2,
     force: bool = False,
     manifest: Path | None = None,
     quiet: bool = False,
 ) -> Summary:
-    """Decode every job's ``.vtk`` file to an image (format from the output suffix)."""
+    """Decode every job's ``.vtk`` file to an image (format from the output suffix).
+
+    ``decoder`` names the decoder for every file (default: each token space's
+    default). Tiles of a per-tile decoder share forward passes across files; a
+    grid decoder renders each file on its own.
+    """
     if batch_size < 1 or threads < 1:
         raise InputError("batch size and jobs must be >= 1")
     run = _Run(jobs, manifest, quiet, "img")
@@ -410,6 +417,11 @@ def decode_many(
                     flush()
                 current_model[0] = stream.model
                 counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
+                chosen = load_decoder(stream.model, decoder)
+                if chosen.context != "tile":
+                    pixels = chosen.render(stream.ids, counts, grid)
+                    save(job, np.ascontiguousarray(pixels), size, started)
+                    continue
                 state = {
                     "job": job,
                     "grid": grid,

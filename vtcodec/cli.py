@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from vtcodec import batch, codec, container
+from vtcodec.decoders import decoder_names
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import open_image
@@ -28,6 +29,13 @@ ModelOption = Annotated[
     Optional[Path], typer.Option("--model", help="Model file (.safetensors); default: the shipped model.")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
+DecoderOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--decoder",
+        help="Decoder name (see `vtcodec info FILE`) or a decoder file; default: the best one for the file's model.",
+    ),
+]
 
 
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
@@ -169,6 +177,7 @@ def decode(
     ] = "png",
     force: ForceOption = False,
     model: ModelOption = None,
+    decoder: DecoderOption = None,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 32,
     jobs: JobsOption = 2,
@@ -194,6 +203,7 @@ def decode(
             [model] if model else [],
             target,
             tokens=tokens,
+            decoder=decoder,
             batch_size=batch_size,
             threads=jobs,
             force=force,
@@ -206,7 +216,7 @@ def decode(
     out = output or file.with_name(file.stem + ".decoded.png")
     check_writable(out, force)
     stream = codec.read_tokens(read_input(file), models=[model] if model else [], device=target)
-    image = codec.render(stream, tokens)
+    image = codec.render(stream, tokens, decoder)
     write_atomic(out, batch.image_file_bytes(image, out), force=force)
     typer.echo(f"{out}: {image.width}x{image.height}", err=True)
 
@@ -221,9 +231,10 @@ def info(
     data = read_input(file)
     header, _ = container.unpack(data)
     try:
-        codebook = find_model(header.model_id, [model] if model else []).codebook_size
+        found = find_model(header.model_id, [model] if model else [])
+        codebook, decoders = found.codebook_size, decoder_names(found)
     except UnknownModelError:
-        codebook = None
+        codebook, decoders = None, []
     record = {
         "width": header.width,
         "height": header.height,
@@ -235,6 +246,7 @@ def info(
         "codebook_size": codebook,
         "coder": header.coder.name.lower(),
         "model_id": header.model_id.hex(),
+        "decoders": decoders,
         "format_version": header.version,
     }
     if as_json:
@@ -247,6 +259,8 @@ def info(
         f"{header.grid[0]}x{header.grid[1]} tiles of {header.tile_size}, {tokens} tokens/tile, "
         f"coder {record['coder']}, model {record['model_id']}, format v{header.version}"
     )
+    if decoders:
+        typer.echo(f"decoders: {decoders[0]} (default)" + "".join(f", {name}" for name in decoders[1:]))
 
 
 @app.command()
@@ -304,6 +318,38 @@ def train(
     args += ["--export-only"] if export_only else []
     args += ["--prior-tiles", str(prior_tiles)] if prior_tiles else []
     training.main(args)
+
+
+@app.command("train-decoder")
+def train_decoder(
+    data: Annotated[list[Path], typer.Argument(help="Folders of training images.")],
+    init: Annotated[Path, typer.Option("--init", help="Model file whose token space the decoder serves.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, RUN/decoder.safetensors.")],
+    val: Annotated[Optional[Path], typer.Option("--val", help="Held-out folder for periodic evaluation.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON with a 'decoder_train' section.")] = None,
+    minutes: Annotated[float, typer.Option("--minutes", min=0.0, help="Wall-time budget of the run.")] = 60.0,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Also stop after N steps in all.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN/last.ckpt.")] = False,
+    name: Annotated[str, typer.Option("--name", help="The decoder's name in the registry.")] = "grid",
+    export_only: Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")] = False,
+) -> None:
+    """Train a whole-grid decoder for a model's token space (encoder frozen), export RUN/decoder.safetensors.
+
+    Every file made with the model decodes with the result: `vtcodec decode FILE --decoder RUN/decoder.safetensors`.
+    """
+    from vtcodec import train_decoder as training
+
+    load_model(init)  # a bad model file fails here, in one line
+    cfg = training.load_config(config, minutes, steps)
+    ckpt = out / "last.ckpt"
+    if not export_only:
+        ckpt = training.train_decoder(
+            [str(p) for p in data], str(out), str(init), str(val) if val else None, cfg, resume
+        )
+    elif not ckpt.exists():
+        raise InputError(f"{ckpt}: no checkpoint to export")
+    digest = training.export_decoder(ckpt, out / "decoder.safetensors", name)
+    typer.echo(f"exported {out / 'decoder.safetensors'} (decoder {name!r}, SHA-256 {digest[:16]})", err=True)
 
 
 @app.command()

@@ -10,14 +10,20 @@ import torch
 from PIL import Image
 
 from vtcodec import container, entropy, rate
+from vtcodec.decoders import Decoder, load_decoder
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.imageio import to_rgb
-from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches, place_tiles
+from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches
 from vtcodec.zoo import LoadedModel, find_model, load_model
 
 DEFAULT_TOKENS = 64
 
 ModelSpec = LoadedModel | str | Path | None
+DecoderSpec = Decoder | str | Path | None  # a decoder, its registered name or its file; None: the default
+
+
+def _decoder(model: LoadedModel, decoder: DecoderSpec) -> Decoder:
+    return decoder if isinstance(decoder, Decoder) else load_decoder(model, decoder)
 
 
 def _resolve(model: ModelSpec) -> LoadedModel:
@@ -91,13 +97,18 @@ class EncodeResult:
 
 
 def fit_bytes(
-    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, budget: int, table: rate.RDTable | None = None
+    pixels: np.ndarray,
+    tokens: TokenImage,
+    model: LoadedModel,
+    budget: int,
+    table: rate.RDTable | None = None,
+    decoder: DecoderSpec = None,
 ) -> EncodeResult:
     """RD-allocated file of at most ``budget`` bytes (``table`` may be passed in to reuse measurements)."""
     floor = smallest_file_bytes(tokens.grid, model)
     if budget < floor:
         raise InputError(f"a budget of {budget} bytes is below the smallest possible file ({floor} bytes)")
-    table = table if table is not None else rate.measure(pixels, tokens, model)
+    table = table if table is not None else rate.measure(pixels, tokens, model, _decoder(model, decoder))
     overhead = floor + tokens.grid.count + 3  # per-tile counts and a longer payload-length varint
     target_bits = 8.0 * (budget - overhead)
     while True:
@@ -123,21 +134,25 @@ def fit_uniform_bytes(tokens: TokenImage, model: LoadedModel, budget: int) -> En
     return best
 
 
-def _fit_psnr(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, target_db: float) -> EncodeResult:
-    table = rate.measure(pixels, tokens, model)
+def _fit_psnr(
+    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, target_db: float, decoder: Decoder
+) -> EncodeResult:
+    table = rate.measure(pixels, tokens, model, decoder)
     max_sse = 3 * table.pixels * 255.0**2 / 10 ** (target_db / 10)
+
+    def achieved(counts: np.ndarray) -> float:  # what a decode of the file gives: the same tokens
+        return psnr_rgb(pixels, decoder.render(tokens.ids, counts, tokens.grid))
+
     for _ in range(8):
         counts = rate.allocate_for_sse(table, max_sse)
         if counts is None:
             break
-        data = pack_tokens(tokens, counts, model)
-        achieved = psnr_rgb(pixels, render(read_tokens(data, model)))
-        if achieved >= target_db:
-            return EncodeResult(data, counts, True, achieved)
-        max_sse *= 0.995  # float noise between batch layouts: tighten and retry
+        quality = achieved(counts)
+        if quality >= target_db:
+            return EncodeResult(pack_tokens(tokens, counts, model), counts, True, quality)
+        max_sse *= 0.995  # neighbours at other lengths, float noise between layouts: tighten and retry
     counts = np.full(tokens.grid.count, model.config.max_tokens)
-    data = pack_tokens(tokens, counts, model)
-    return EncodeResult(data, counts, False, psnr_rgb(pixels, render(read_tokens(data, model))))
+    return EncodeResult(pack_tokens(tokens, counts, model), counts, False, achieved(counts))
 
 
 def psnr_rgb(pixels: np.ndarray, image: Image.Image | np.ndarray) -> float:
@@ -154,11 +169,13 @@ def encode(
     bpp: float | None = None,
     psnr: float | None = None,
     model: ModelSpec = None,
+    decoder: DecoderSpec = None,
 ) -> EncodeResult:
     """Encode to one target: ``tokens`` per tile, a byte budget, a bpp budget, or a PSNR floor.
 
     With a budget, tiles get different token counts chosen to minimize total
-    distortion (rate-distortion allocation). With ``psnr``, the result is the
+    distortion (rate-distortion allocation), measured with ``decoder`` (default:
+    the token space's default decoder). With ``psnr``, the result is the
     smallest file found whose decoded PSNR-RGB is >= ``psnr``; if even all tokens
     miss it, ``target_met`` is False and the file keeps every token.
     """
@@ -181,8 +198,8 @@ def encode(
             raise InputError("bpp must be positive")
         max_bytes = int(bpp * width * height / 8)
     if max_bytes is not None:
-        return fit_bytes(pixels, token_image, loaded, int(max_bytes))
-    return _fit_psnr(pixels, token_image, loaded, float(psnr))
+        return fit_bytes(pixels, token_image, loaded, int(max_bytes), decoder=decoder)
+    return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder))
 
 
 def compress(
@@ -193,13 +210,14 @@ def compress(
     bpp: float | None = None,
     psnr: float | None = None,
     model: ModelSpec = None,
+    decoder: DecoderSpec = None,
 ) -> bytes:
     """Encode an image into ``.vtk`` bytes; see :func:`encode` for the targets.
 
     ``tokens`` is tokens per tile (an int, or one per tile); with no target at all
     it is ``DEFAULT_TOKENS`` (or all of a model's tokens if it has fewer).
     """
-    return encode(image, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model).data
+    return encode(image, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model, decoder=decoder).data
 
 
 @dataclass(frozen=True)
@@ -235,28 +253,25 @@ def read_tokens(
     return DecodedStream(header, ids, loaded)
 
 
-def render(stream: DecodedStream, tokens: int | None = None) -> Image.Image:
-    """Decode tokens to pixels; ``tokens`` keeps only the first N of each tile (a preview)."""
-    header, loaded = stream.header, stream.model
-    counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
+def render(stream: DecodedStream, tokens: int | None = None, decoder: DecoderSpec = None) -> Image.Image:
+    """Decode tokens to pixels; ``tokens`` keeps only the first N of each tile (a preview).
+
+    ``decoder`` names the decoder (``vtcodec.decoders``); None is the token space's default.
+    """
+    header = stream.header
     if tokens is not None and tokens < 0:
         raise InputError("tokens must be >= 0")
+    counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
     grid = TileGrid(header.width, header.height, header.tile_size)
-    canvas = np.empty((grid.height, grid.width, 3), dtype=np.uint8)
-    width = stream.ids.shape[1]
-    for start in range(0, grid.count, TILE_BATCH):
-        stop = min(start + TILE_BATCH, grid.count)
-        ids = torch.from_numpy(stream.ids[start:stop]).to(loaded.device)
-        lengths = torch.from_numpy(counts[start:stop]).to(loaded.device)
-        with loaded.autocast():
-            tiles = loaded.model.decode(ids[:, :width], lengths)
-        place_tiles(canvas, grid, start, tiles)
-    return Image.fromarray(canvas, "RGB")
+    pixels = _decoder(stream.model, decoder).render(stream.ids, counts, grid)
+    return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
 
 
-def decompress(data: bytes, tokens: int | None = None, model: ModelSpec = None) -> Image.Image:
-    """Decode ``.vtk`` bytes into an RGB image of the original size."""
-    return render(read_tokens(data, model), tokens)
+def decompress(
+    data: bytes, tokens: int | None = None, model: ModelSpec = None, decoder: DecoderSpec = None
+) -> Image.Image:
+    """Decode ``.vtk`` bytes into an RGB image of the original size, with ``decoder`` (default: the best)."""
+    return render(read_tokens(data, model), tokens, decoder)
 
 
 def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = None, model: ModelSpec = None) -> bytes:

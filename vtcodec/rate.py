@@ -3,9 +3,10 @@
 Rates are exact ideal code lengths under the model's prior: the digit-context
 prior when it has one, else the per-position prior. Tiles are coded independently
 of each other and a token's context reads only earlier tokens of its own tile, so
-a tile's rate at prefix n is the sum of its first n tokens' costs. Distortions are measured: every tile is decoded at a
-ladder of prefix lengths and compared with the source pixels (uint8, valid
-pixels only). Allocation is Lagrangian: each tile takes the n minimizing
+a tile's rate at prefix n is the sum of its first n tokens' costs. Distortions
+are measured: the image is decoded at a ladder of prefix lengths, with the
+decoder that the file will be decoded with, and each tile is compared with the
+source pixels (uint8, valid pixels only). Allocation is Lagrangian: each tile takes the n minimizing
 ``D + lambda * R``; lambda is bisected to meet the target.
 """
 
@@ -16,12 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-
-from vtcodec.tiling import TILE_BATCH, iter_tile_batches
 
 if TYPE_CHECKING:
     from vtcodec.codec import TokenImage
+    from vtcodec.decoders import Decoder
     from vtcodec.zoo import LoadedModel
 
 LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448)
@@ -53,28 +52,27 @@ def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
     return np.concatenate([np.zeros((len(costs), 1)), np.cumsum(costs, axis=1)], axis=1)
 
 
-@torch.no_grad()
-def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel) -> RDTable:
-    """Decode every tile at every ladder length and measure its SSE against ``pixels``."""
+def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, decoder: Decoder | None = None) -> RDTable:
+    """Decode the image at every ladder length (all tiles alike) and measure each tile's SSE against ``pixels``.
+
+    ``decoder`` is the one the file will be decoded with (default: the token space's
+    default). A grid decoder sees the neighbours at the same length; the allocation
+    then treats each tile's SSE as its own.
+    """
+    from vtcodec.decoders import load_decoder
+
+    decoder = decoder if decoder is not None else load_decoder(model)
     k = model.config.max_tokens
     lengths = np.array(sorted({min(n, k) for n in LADDER} | {k}))  # always up to every token
     grid = tokens.grid
+    t, h, w = grid.tile, grid.height, grid.width
+    reference = pixels.astype(np.int32)
     sse = np.zeros((grid.count, len(lengths)))
-    for start, originals in zip(
-        range(0, grid.count, TILE_BATCH), iter_tile_batches(pixels, grid, TILE_BATCH), strict=True
-    ):
-        stop = min(start + TILE_BATCH, grid.count)
-        ids = torch.from_numpy(tokens.ids[start:stop]).to(model.device)
-        reference = originals.mul(255).round().to(model.device)
-        mask = torch.zeros(stop - start, 1, grid.tile, grid.tile, device=model.device)
-        for j, index in enumerate(range(start, stop)):
-            y, x = grid.origin(index)
-            mask[j, :, : min(grid.tile, grid.height - y), : min(grid.tile, grid.width - x)] = 1
-        for col, n in enumerate(lengths):
-            lengths_t = torch.full((stop - start,), int(n), device=model.device)
-            with model.autocast():
-                decoded = model.model.decode(ids, lengths_t).float().mul(255).round()
-            sse[start:stop, col] = (((decoded - reference) ** 2) * mask).sum(dim=(1, 2, 3)).cpu().numpy()
+    per_pixel = np.zeros((grid.rows * t, grid.cols * t), dtype=np.int64)
+    for col, n in enumerate(lengths):
+        decoded = decoder.render_padded(tokens.ids, np.full(grid.count, int(n)), grid)
+        per_pixel[:h, :w] = ((decoded[:h, :w].astype(np.int32) - reference) ** 2).sum(axis=2)
+        sse[:, col] = per_pixel.reshape(grid.rows, t, grid.cols, t).sum(axis=(1, 3)).reshape(-1)
     return RDTable(prefix_bits(tokens, model), lengths, sse, grid.width * grid.height)
 
 

@@ -30,10 +30,11 @@ from vtcodec.prior import TokenPrior
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.safetensors"
-MANIFEST = WEIGHTS_DIR / "MANIFEST.json"  # SHA-256 of every shipped model file
+MANIFEST = WEIGHTS_DIR / "MANIFEST.json"  # SHA-256 of every shipped weights file; the decoder registry
 PRIOR_KEY = "prior.freqs"
 CONTEXT_KEY = "context.digit{}"
 CONFIG_KEY = "vtcodec.config"
+DECODER_SUFFIX = ".decoder.safetensors"  # decoder files (vtcodec.decoders) beside the model files
 
 _cache: dict[Path, LoadedModel] = {}
 _device_cache: dict[tuple[Path, str], LoadedModel] = {}
@@ -145,7 +146,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
                 data = resolved.read_bytes()
             except OSError as exc:
                 raise InputError(f"{resolved}: cannot read model file ({exc.strerror})") from None
-            _check_shipped(resolved, data)
+            check_shipped(resolved, data)
             _cache[resolved] = parse_model(data, resolved)
         cpu = _cache[resolved]
         if target.type == "cpu":
@@ -158,12 +159,12 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         return _device_cache[key]
 
 
-def _check_shipped(path: Path, data: bytes) -> None:
-    """Refuse a shipped model file whose bytes differ from the SHA-256 recorded in the manifest."""
+def check_shipped(path: Path, data: bytes) -> None:
+    """Refuse a shipped weights file whose bytes differ from the SHA-256 recorded in the manifest."""
     if path.parent != WEIGHTS_DIR.resolve():
         return
     try:
-        expected = json.loads(MANIFEST.read_text())[path.name]
+        expected = json.loads(MANIFEST.read_text())["files"][path.name]
     except (OSError, ValueError, KeyError):
         raise InputError(f"{path}: not listed in the weights manifest; reinstall vtcodec") from None
     if hashlib.sha256(data).hexdigest() != expected:
@@ -171,14 +172,20 @@ def _check_shipped(path: Path, data: bytes) -> None:
 
 
 def write_manifest() -> None:
-    """Record the SHA-256 of every shipped model file (run after new weights are trained):
+    """Record the SHA-256 of every shipped weights file (run after new weights are trained):
 
-    ``python -c "from vtcodec.zoo import write_manifest; write_manifest()"``
+    ``python -c "from vtcodec.zoo import write_manifest; write_manifest()"``. The
+    manifest's ``decoders`` list (``vtcodec.decoders``) is kept as it is.
     """
     from vtcodec.fileio import write_atomic
 
+    try:
+        decoders = json.loads(MANIFEST.read_text()).get("decoders", [])
+    except (OSError, ValueError):
+        decoders = []
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
-    write_atomic(MANIFEST, (json.dumps(digests, indent=2) + "\n").encode(), force=True)
+    manifest = {"files": digests, "decoders": decoders}
+    write_atomic(MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode(), force=True)
 
 
 def save_model(
@@ -203,7 +210,8 @@ def find_model(
     model_id: bytes, candidates: list[str | Path] | None = None, device: str | torch.device = "cpu"
 ) -> LoadedModel:
     """The model with this id among ``candidates``, registered paths and the shipped weights, on ``device``."""
-    paths = list(candidates or []) + list(_search_paths) + sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    shipped = [p for p in sorted(WEIGHTS_DIR.glob("*.safetensors")) if not p.name.endswith(DECODER_SUFFIX)]
+    paths = list(candidates or []) + list(_search_paths) + shipped
     for path in paths:
         loaded = load_model(path)
         if loaded.model_id == model_id:

@@ -216,18 +216,35 @@ class ConvTokenizer(nn.Module):
         return torch.cat([coarse, fine.transpose(2, 3).reshape(b, -1, d)], dim=1)
 
     def _render(self, codes: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """codes (B, K, D); keep (B, K) bool -> tiles (B, 3, T, T) in about [0, 1]."""
-        codes = torch.where(keep.unsqueeze(-1), codes, self.absent.to(codes.dtype))
-        b, d = codes.shape[0], self.quantizer.dim
+        """codes (B, K, D); keep (B, K) bool -> tiles (B, 3, T, T) in about [0, 1], each tile alone."""
         if self.config.layout == "global":
-            grid = self.writein(codes.flatten(1)).view(b, self.config.grid_channels, self.grid, self.grid)
+            codes = torch.where(keep.unsqueeze(-1), codes, self.absent.to(codes.dtype))
+            grid = self.writein(codes.flatten(1)).view(codes.shape[0], self.config.grid_channels, self.grid, self.grid)
             return self.decoder(grid) * 0.5 + 0.5
-        side, coarse_tokens = self.side, self.groups * self.side**2
-        cells = codes[:, :coarse_tokens].reshape(b, self.groups, side * side, d).transpose(2, 3)
-        hidden = self.decoder[0](cells[..., self.inverse_order].reshape(b, self.groups * d, side, side))
+        return self.render_mosaic(codes.unsqueeze(1), keep.unsqueeze(1), 1, 1)
+
+    def render_mosaic(self, codes: torch.Tensor, keep: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        """Decode ``rows x cols`` tiles as one picture, so that the decoder sees across tile borders.
+
+        codes (B, rows * cols, K, D) in tile raster order; keep (B, rows * cols, K) bool
+        -> (B, 3, rows * T, cols * T) in about [0, 1]. Grid layout only: every tile's
+        token maps are laid side by side and the convolutional decoder runs over the
+        whole mosaic. With ``rows = cols = 1`` it is the per-tile decoder.
+        """
+        if self.config.layout != "grid":
+            raise ValueError("mosaic decoding needs the grid layout")
+        codes = torch.where(keep.unsqueeze(-1), codes, self.absent.to(codes.dtype))
+        b, d, side, coarse_tokens = codes.shape[0], self.quantizer.dim, self.side, self.groups * self.side**2
+
+        def mosaic(tokens: torch.Tensor, groups: int, cell_side: int, inverse: torch.Tensor) -> torch.Tensor:
+            # (B, tiles, groups * cells, D) in sequence order -> (B, groups * D, rows * side, cols * side)
+            maps = tokens.reshape(b, rows * cols, groups, cell_side * cell_side, d).transpose(3, 4)[..., inverse]
+            maps = maps.reshape(b, rows, cols, groups * d, cell_side, cell_side).permute(0, 3, 1, 4, 2, 5)
+            return maps.reshape(b, groups * d, rows * cell_side, cols * cell_side)
+
+        hidden = self.decoder[0](mosaic(codes[:, :, :coarse_tokens], self.groups, side, self.inverse_order))
         if self.fine_groups:
-            fine = codes[:, coarse_tokens:].reshape(b, self.fine_groups, self.fine_side**2, d).transpose(2, 3)
-            fine = fine[..., self.fine_inverse_order].reshape(b, self.fine_groups * d, self.fine_side, self.fine_side)
+            fine = mosaic(codes[:, :, coarse_tokens:], self.fine_groups, self.fine_side, self.fine_inverse_order)
             hidden = hidden + self.fine_in(fine)
         return self.decoder[1:](hidden) * 0.5 + 0.5
 

@@ -1,0 +1,148 @@
+"""Decoders of one token space side by side: quality, seams and decode cost from the same files.
+
+    python benchmarks/decoder_eval.py [--images ../shared/data/train/bsds500/val] [--limit 40]
+        [--decoders tiled grid runs/x/decoder.safetensors] [--tokens 16 32 64 128 256 512] [--json out.json]
+
+Every image is encoded once per token count with the default model; each decoder
+decodes the same ``.vtk`` bytes, so the comparison is at equal bytes by
+construction. Per decoder and token count it prints the mean bpp, PSNR-RGB,
+MS-SSIM (if pytorch-msssim is installed), the seam ratio (``vtcodec.seams``: the
+step across 128-pixel tile borders against the step elsewhere, over the same ratio
+in the original; 1.0 is the original's), and decode ms per image with its ratio
+to the ``tiled`` decoder measured in the same run. It also counts the decoder's
+multiply-accumulates per output pixel with forward hooks. Choose decoders on a
+held-out folder; Kodak only reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import vtcodec
+from vtcodec.bench import Metrics
+from vtcodec.codec import pack_tokens, read_tokens, tokenize
+from vtcodec.decoders import Decoder, decoder_names, load_decoder
+from vtcodec.imageio import open_image
+from vtcodec.seams import seam_ratio
+from vtcodec.tiling import TileGrid
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def macs_per_pixel(decoder: Decoder, grid: TileGrid, tokens: int) -> float:
+    """Multiply-accumulates of convolutions per output pixel for one decode of ``grid``."""
+    total = 0
+
+    def hook(module: torch.nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+        total += output.numel() * k
+
+    convs = [m for m in decoder.network.modules() if isinstance(m, torch.nn.Conv2d)]  # the encoder's do not run
+    handles = [m.register_forward_hook(hook) for m in convs]
+    try:
+        ids = np.zeros((grid.count, decoder.network.max_tokens), dtype=np.int64)
+        decoder.render(ids, np.full(grid.count, tokens), grid)
+    finally:
+        for h in handles:
+            h.remove()
+    return total / (grid.width * grid.height)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "train" / "bsds500" / "val"))
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--decoders", nargs="+", default=None, help="names or decoder files [every known one]")
+    parser.add_argument("--tokens", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512])
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model = vtcodec.load_model()
+    chosen = args.decoders or decoder_names(model)
+    if "tiled" not in chosen:
+        chosen = ["tiled", *chosen]
+    decoders = {name: load_decoder(model, name) for name in chosen}
+    files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    files = files[: args.limit]
+    if not files:
+        raise SystemExit(f"no images in {args.images}")
+    metrics = Metrics()
+    tile = model.config.tile_size
+    stats = {
+        (name, n): {"bpp": [], "psnr": [], "msssim": [], "seam": [], "ms": []} for name in chosen for n in args.tokens
+    }
+    for path in files:
+        image = open_image(path)
+        pixels = np.asarray(image)
+        tokens = tokenize(image, model)
+        for n in args.tokens:
+            n = min(n, model.config.max_tokens)
+            data = pack_tokens(tokens, np.full(tokens.grid.count, n), model)
+            stream = read_tokens(data, model)
+            for name, decoder in decoders.items():
+                t0 = time.perf_counter()
+                decoded = decoder.render(stream.ids, stream.header.token_counts, tokens.grid)
+                seconds = time.perf_counter() - t0
+                scores = metrics(pixels, decoded)
+                row = stats[(name, n)]
+                row["bpp"].append(8 * len(data) / (image.width * image.height))
+                row["psnr"].append(scores["psnr-rgb"])
+                row["msssim"].append(None if np.isnan(scores["ms-ssim"]) else scores["ms-ssim"])
+                row["seam"].append(seam_ratio(pixels, decoded, tile))
+                row["ms"].append(1000 * seconds)
+        print(f"{path.name} done", flush=True)
+    grid = TileGrid(768, 512, tile)
+    cost = {name: macs_per_pixel(d, grid, 64) for name, d in decoders.items()}
+    rows = []
+    print(f"{len(files)} images from {args.images}; model {model.model_id.hex()}; every decoder reads the same files")
+    print("| decoder | tokens | bpp | PSNR | MS-SSIM | seam ratio | decode ms | vs tiled |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.tokens:
+        base_ms = float(np.mean(stats[("tiled", n)]["ms"]))
+        for name in chosen:
+            row = stats[(name, n)]
+            ms = [v for v in row["msssim"] if v is not None]
+            record = {
+                "decoder": name,
+                "tokens": n,
+                "bpp": float(np.mean(row["bpp"])),
+                "psnr": float(np.mean(row["psnr"])),
+                "msssim": float(np.mean(ms)) if ms else None,
+                "seam": float(np.mean(row["seam"])),
+                "decode_ms": float(np.mean(row["ms"])),
+                "decode_ratio": float(np.mean(row["ms"])) / base_ms,
+            }
+            rows.append(record)
+            msssim = f"{record['msssim']:.4f}" if record["msssim"] is not None else "n/a"
+            print(
+                f"| {name} | {n} | {record['bpp']:.4f} | {record['psnr']:.2f} | {msssim} | {record['seam']:.2f} | "
+                f"{record['decode_ms']:.0f} | {record['decode_ratio']:.2f}x |"
+            )
+    print(
+        "decoder cost (convolutions, 768x512 at 64 tokens): "
+        + ", ".join(f"{k} {v / 1e3:.1f} k MAC/pixel" for k, v in cost.items())
+    )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model_id": model.model_id.hex(),
+                    "images": args.images,
+                    "count": len(files),
+                    "rows": rows,
+                    "mac_per_pixel": cost,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

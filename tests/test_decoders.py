@@ -1,0 +1,182 @@
+"""Decoders for a token space: whole-grid and windowed decoding, decoder files, --decoder."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import vtcodec
+from vtcodec import decoders
+from vtcodec.codec import TokenImage, fit_bytes, read_tokens, tokenize
+from vtcodec.decoders import Decoder, load_decoder, receptive_radius, save_decoder
+from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.models import build_model
+from vtcodec.tiling import TileGrid
+
+from .conftest import TINY_CONFIG, assert_one_line_error, random_image
+
+
+@pytest.fixture(scope="module")
+def trained_looking(tiny_model):
+    """The tiny model's network with every weight random (no identity blocks), so that it reaches far."""
+    torch.manual_seed(1)
+    network = build_model(TINY_CONFIG)
+    network.load_state_dict(tiny_model.model.state_dict())
+    with torch.no_grad():
+        for name, p in network.named_parameters():
+            if name.startswith(decoders.DECODER_PREFIXES):
+                p.copy_(torch.randn_like(p) * 0.15)
+    return network.eval()
+
+
+@pytest.fixture(scope="module")
+def grid_decoder(tiny_model, trained_looking):
+    return Decoder("grid", tiny_model.model_id, trained_looking, "grid")
+
+
+def _tokens(tiny_model, width, height, seed=0):
+    image = tokenize(random_image(width, height, seed), tiny_model)
+    counts = np.random.default_rng(seed).integers(0, tiny_model.config.max_tokens + 1, image.grid.count)
+    return image, counts
+
+
+def test_a_one_tile_mosaic_is_the_tile_decoder(tiny_model):
+    net = tiny_model.model
+    codes = net.quantizer.ids_to_codes(torch.randint(0, net.codebook_size, (5, net.max_tokens)))
+    keep = torch.rand(5, net.max_tokens) < 0.6
+    tiles = net._render(codes, keep)
+    mosaic = torch.cat([net.render_mosaic(codes[i : i + 1, None], keep[i : i + 1, None], 1, 1) for i in range(5)])
+    assert torch.allclose(tiles, mosaic, atol=1e-6)
+
+
+def test_a_tile_changes_nothing_beyond_the_receptive_radius(tiny_model, grid_decoder):
+    image, counts = _tokens(tiny_model, 32 * 9, 32 * 9)
+    counts[:] = tiny_model.config.max_tokens
+    changed = image.ids.copy()
+    centre = 4 * 9 + 4
+    changed[centre] = (changed[centre] + 1) % tiny_model.codebook_size
+    a = grid_decoder.render(image.ids, counts, image.grid).astype(int)
+    b = grid_decoder.render(changed, counts, image.grid).astype(int)
+    diff = np.abs(a - b).max(axis=2)
+    ys, xs = np.nonzero(diff)
+    assert len(ys), "the change must show near its tile"
+    radius = receptive_radius(grid_decoder.network)
+    assert radius == 122  # 32 + 2*16 + 16 + 2*8 + 8 + 2*4 + 4 + 2*2 + 2 for the tiny decoder
+    lo, hi = 4 * 32, 5 * 32 - 1
+    assert ys.min() >= lo - radius and ys.max() <= hi + radius
+    assert xs.min() >= lo - radius and xs.max() <= hi + radius
+    assert ys.min() < lo and ys.max() > hi, "a grid decoder sees across tile borders"
+
+
+def test_windowed_decode_equals_the_whole_image_decode(tiny_model, grid_decoder):
+    image, counts = _tokens(tiny_model, 32 * 12 - 7, 32 * 10 - 3)  # edge tiles padded too
+    assert grid_decoder.margin_tiles == 4
+    whole = grid_decoder.render(image.ids, counts, image.grid, window=64).astype(int)
+    windowed = grid_decoder.render(image.ids, counts, image.grid, window=9).astype(int)  # cores of one tile
+    assert windowed.shape == (32 * 10 - 3, 32 * 12 - 7, 3)
+    assert np.abs(whole - windowed).max() <= 1  # within 1/255
+
+
+def test_windows_cover_every_tile_once():
+    for n, window, margin in [(1, 12, 2), (12, 12, 2), (13, 12, 2), (40, 12, 2), (7, 3, 2)]:
+        spans = decoders._spans(n, window, margin)
+        covered = [i for start, stop, _, _ in spans for i in range(start, stop)]
+        assert covered == list(range(n))
+        for start, stop, c0, c1 in spans:
+            assert (c0, c1) == (0, n) if n <= window else (c0, c1) == (max(start - margin, 0), min(stop + margin, n))
+            assert c1 - c0 <= max(window, 2 * margin + 1)  # memory stays bounded
+
+
+def test_tiled_decoder_is_the_model_files_own(tiny_model):
+    data = vtcodec.compress(random_image(70, 50), 5, model=tiny_model)
+    default = np.asarray(vtcodec.decompress(data, model=tiny_model))
+    tiled = np.asarray(vtcodec.decompress(data, model=tiny_model, decoder="tiled"))
+    assert np.array_equal(default, tiled)  # the tiny model ships no other decoder
+    assert decoders.decoder_names(tiny_model) == ["tiled"]
+
+
+def test_decoder_file_round_trip(tiny_model, trained_looking, tmp_path):
+    path = tmp_path / "grid.decoder.safetensors"
+    save_decoder(trained_looking, "grid", tiny_model.model_id, path)
+    loaded = load_decoder(tiny_model, path)
+    assert (loaded.name, loaded.context, loaded.token_space) == ("grid", "grid", tiny_model.model_id)
+    image, counts = _tokens(tiny_model, 100, 70)
+    rounded = build_model(TINY_CONFIG)  # the file holds fp16 weights
+    rounded.load_state_dict({k: v.half().float() for k, v in trained_looking.state_dict().items()})
+    reference = Decoder("grid", tiny_model.model_id, rounded.eval(), "grid").render(image.ids, counts, image.grid)
+    assert np.array_equal(loaded.render(image.ids, counts, image.grid), reference)
+    data = vtcodec.compress(random_image(100, 70), 6, model=tiny_model)
+    tiled = np.asarray(vtcodec.decompress(data, model=tiny_model)).astype(int)
+    grid = np.asarray(vtcodec.decompress(data, model=tiny_model, decoder=path)).astype(int)
+    assert grid.shape == tiled.shape and np.abs(grid - tiled).max() > 0
+
+
+def test_decoder_for_another_token_space_is_refused(tiny_model, trained_looking, tmp_path):
+    path = tmp_path / "other.decoder.safetensors"
+    save_decoder(trained_looking, "grid", b"\x00" * 8, path)
+    with pytest.raises(UnknownModelError, match="is for model 0000000000000000"):
+        load_decoder(tiny_model, path)
+
+
+def test_corrupt_or_foreign_decoder_files_are_refused(tiny_model, tiny_model_path, trained_looking, tmp_path):
+    bad = tmp_path / "junk.decoder.safetensors"
+    bad.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(InputError, match="not a valid vtcodec decoder file"):
+        load_decoder(tiny_model, bad)
+    with pytest.raises(InputError, match="not a valid vtcodec decoder file"):
+        load_decoder(tiny_model, tiny_model_path)  # a model file is no decoder file
+    with pytest.raises(InputError, match="no decoder 'sharp'"):
+        load_decoder(tiny_model, "sharp")
+
+
+def test_rate_control_measures_with_the_grid_decoder(tiny_model, grid_decoder):
+    pixels = np.asarray(random_image(130, 90, seed=3))
+    tokens = tokenize(pixels, tiny_model)
+    budget = 200
+    result = fit_bytes(pixels, tokens, tiny_model, budget, decoder=grid_decoder)
+    assert len(result.data) <= budget
+    stream = read_tokens(result.data, tiny_model)
+    assert stream.header.token_counts.tolist() == result.counts.tolist()
+    # the allocation saw the grid decoder's distortions, not the tiled one's
+    from vtcodec import rate
+
+    grid_table = rate.measure(pixels, tokens, tiny_model, grid_decoder)
+    tiled_table = rate.measure(pixels, tokens, tiny_model, decoders.tiled(tiny_model))
+    assert not np.allclose(grid_table.sse, tiled_table.sse)
+    whole = grid_decoder.render(tokens.ids, np.full(tokens.grid.count, 4), tokens.grid).astype(np.int64)
+    col = list(grid_table.lengths).index(4)
+    assert grid_table.sse[:, col].sum() == ((whole - pixels.astype(np.int64)) ** 2).sum()
+
+
+def test_cli_decode_with_a_decoder(cli_run, tiny_model_path, tiny_model, trained_looking, tmp_path):
+    decoder_path = tmp_path / "grid.decoder.safetensors"
+    save_decoder(trained_looking, "grid", tiny_model.model_id, decoder_path)
+    random_image(90, 60).save(tmp_path / "a.png")
+    vtk = tmp_path / "a.vtk"
+    assert cli_run("encode", tmp_path / "a.png", "-o", vtk, "--tokens", "6", "--model", tiny_model_path)[0] == 0
+    out = tmp_path / "grid.png"
+    code, _, _ = cli_run("decode", vtk, "-o", out, "--model", tiny_model_path, "--decoder", decoder_path)
+    assert code == 0
+    expected = vtcodec.decompress(vtk.read_bytes(), model=tiny_model, decoder=decoder_path)
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+    # batch decode with the same decoder gives the same picture
+    folder = tmp_path / "pngs"
+    code, _, _ = cli_run("decode", vtk, "-o", folder, "--manifest", tmp_path / "m.jsonl", "--quiet",
+                         "--model", tiny_model_path, "--decoder", decoder_path)  # fmt: skip
+    assert code == 0
+    assert np.array_equal(np.asarray(Image.open(folder / "a.png")), np.asarray(expected))
+    code, _, err = cli_run("decode", vtk, "-o", tmp_path / "x.png", "--model", tiny_model_path, "--decoder", "nope")
+    assert_one_line_error(code, err)
+    assert "no decoder 'nope'" in err and "tiled" in err
+    code, out_text, _ = cli_run("info", vtk, "--json", "--model", tiny_model_path)
+    assert json.loads(out_text)["decoders"] == ["tiled"]
+
+
+def test_token_image_grid_matches_render_shape(tiny_model):
+    grid = TileGrid(33, 65, tiny_model.config.tile_size)
+    image = TokenImage(grid, np.zeros((grid.count, 0), dtype=np.int64))
+    out = decoders.tiled(tiny_model).render(image.ids, np.zeros(grid.count, dtype=np.int64), grid)
+    assert out.shape == (65, 33, 3)

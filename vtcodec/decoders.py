@@ -1,0 +1,282 @@
+"""Decoders: the networks that turn a token space's tokens into pixels, chosen by name.
+
+A model file (``vtcodec.zoo``) defines a **token space**: the encoder, the quantizer
+and the prior. Its model id is written into every ``.vtk`` file. Decoders are
+separate: any decoder registered for a token space decodes every file of it, so a
+better decoder upgrades old files without re-encoding them.
+
+- ``tiled``: the model file's own decoder, every tile alone (zero padding at its
+  edges). Every token space has it.
+- A **decoder file** (``*.decoder.safetensors``): fp16 weights of the decoder's
+  layers, with JSON metadata under ``vtcodec.decoder`` naming its token space and
+  its context. Context ``grid`` means the decoder runs over the token maps of all
+  tiles at once (``ConvTokenizer.render_mosaic``), so it sees across tile borders
+  and leaves no seams. Large images are decoded in overlapping windows of tiles
+  whose margin covers the decoder's receptive field, so the result equals a
+  whole-image decode while memory stays bounded.
+
+The shipped decoders, and which one is each token space's default, are listed in
+``weights/MANIFEST.json``; ``--decoder`` also takes the path of a decoder file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_numpy
+from safetensors.torch import save as save_torch
+from torch import nn
+
+from vtcodec import zoo
+from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.models import ConvTokenizer, build_model
+from vtcodec.models.tokenizer import ResBlock, Upsample
+from vtcodec.tiling import TILE_BATCH, TileGrid
+from vtcodec.zoo import LoadedModel
+
+TILED = "tiled"
+CONTEXTS = ("tile", "grid")
+DECODER_KEY = "vtcodec.decoder"
+DECODER_PREFIXES = ("decoder.", "fine_in.", "absent")  # the tensors that only the decoder uses
+WINDOW_TILES = 12  # grid decoders: images of more tiles than this along a side are decoded in windows
+
+_cache: dict[tuple[bytes, str, str], Decoder] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """A decoder for one token space: a network and how much of the image it sees."""
+
+    name: str
+    token_space: bytes
+    network: ConvTokenizer
+    context: str  # "tile": each tile alone; "grid": the whole token grid
+    path: Path | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def margin_tiles(self) -> int:
+        """Tiles of context on each side of a window that make it equal a whole-image decode."""
+        return math.ceil(receptive_radius(self.network) / self.network.tile_size)
+
+    @torch.no_grad()
+    def render_padded(
+        self, ids: np.ndarray, counts: np.ndarray, grid: TileGrid, window: int = WINDOW_TILES
+    ) -> np.ndarray:
+        """Tokens (tiles, n) with per-tile ``counts`` -> uint8 (rows * T, cols * T, 3), padding included."""
+        t = grid.tile
+        canvas = np.empty((grid.rows * t, grid.cols * t, 3), dtype=np.uint8)
+        net = self.network
+        if self.context == "tile":
+            for start in range(0, grid.count, TILE_BATCH):
+                stop = min(start + TILE_BATCH, grid.count)
+                with self._autocast():
+                    tiles = net.decode(self._ids(ids[start:stop]), self._lengths(counts[start:stop]))
+                for j, tile in enumerate(_to_uint8(tiles)):
+                    y, x = grid.origin(start + j)
+                    canvas[y : y + t, x : x + t] = tile
+            return canvas
+        ids_grid = ids.reshape(grid.rows, grid.cols, -1)
+        counts_grid = np.asarray(counts).reshape(grid.rows, grid.cols)
+        margin = self.margin_tiles
+        for (r0, r1, rc0, rc1), (c0, c1, cc0, cc1) in _windows(grid.rows, grid.cols, window, margin):
+            block_ids = ids_grid[rc0:rc1, cc0:cc1].reshape((rc1 - rc0) * (cc1 - cc0), -1)
+            block_counts = counts_grid[rc0:rc1, cc0:cc1].reshape(-1)
+            with self._autocast():
+                image = self._mosaic(block_ids, block_counts, rc1 - rc0, cc1 - cc0)
+            core = _to_uint8(image)[0, (r0 - rc0) * t : (r1 - rc0) * t, (c0 - cc0) * t : (c1 - cc0) * t]
+            canvas[r0 * t : r1 * t, c0 * t : c1 * t] = core
+        return canvas
+
+    def render(self, ids: np.ndarray, counts: np.ndarray, grid: TileGrid, window: int = WINDOW_TILES) -> np.ndarray:
+        """Tokens -> uint8 (height, width, 3) of the original size."""
+        return self.render_padded(ids, counts, grid, window)[: grid.height, : grid.width]
+
+    def _ids(self, ids: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(ids)).to(self.device)
+
+    def _lengths(self, counts: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(counts, dtype=np.int64)).to(self.device)
+
+    def _mosaic(self, ids: np.ndarray, counts: np.ndarray, rows: int, cols: int) -> torch.Tensor:
+        net = self.network
+        k = net.max_tokens
+        full = torch.zeros(len(ids), k, dtype=torch.int64, device=self.device)
+        full[:, : ids.shape[1]] = self._ids(ids[:, :k])
+        keep = torch.arange(k, device=self.device) < self._lengths(counts).unsqueeze(1)
+        codes = net.quantizer.ids_to_codes(full).to(net.absent.dtype)
+        return net.render_mosaic(codes.unsqueeze(0), keep.unsqueeze(0), rows, cols).clamp(0, 1)
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8."""
+    return images.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _spans(n: int, window: int, margin: int) -> list[tuple[int, int, int, int]]:
+    """(core start, core stop, context start, context stop) along one axis of ``n`` tiles."""
+    if n <= window:
+        return [(0, n, 0, n)]
+    core = max(window - 2 * margin, 1)
+    return [(s, min(s + core, n), max(s - margin, 0), min(s + core + margin, n)) for s in range(0, n, core)]
+
+
+def _windows(rows: int, cols: int, window: int, margin: int) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
+    for row_span in _spans(rows, window, margin):
+        for col_span in _spans(cols, window, margin):
+            yield row_span, col_span
+
+
+def receptive_radius(network: ConvTokenizer) -> int:
+    """How far (pixels) past the edge of its tile a tile's tokens can change the output.
+
+    Each convolution reaches ``kernel // 2`` features further, one feature being
+    ``scale`` pixels at its stage; the decoder starts at the token cells' scale.
+    """
+    scale, radius = float(network.config.cell_size), 0.0
+    for layer in network.decoder:
+        if isinstance(layer, Upsample):
+            radius += (layer.conv.kernel_size[0] // 2) * scale
+            scale /= 2
+        elif isinstance(layer, ResBlock):
+            radius += (layer.conv1.kernel_size[0] // 2 + layer.conv2.kernel_size[0] // 2) * scale
+        elif isinstance(layer, nn.Conv2d):
+            radius += (layer.kernel_size[0] // 2) * scale
+        elif isinstance(layer, nn.PixelShuffle):
+            scale /= layer.upscale_factor
+        elif not isinstance(layer, nn.SiLU):
+            raise ValueError(f"unknown decoder layer {type(layer).__name__}")
+    return math.ceil(radius)
+
+
+def tiled(model: LoadedModel) -> Decoder:
+    """The model file's own decoder, each tile alone."""
+    return Decoder(TILED, model.model_id, model.model, "tile", model.path)
+
+
+def serialize_decoder(network: ConvTokenizer, name: str, token_space: bytes, context: str = "grid") -> bytes:
+    """The bytes of a decoder file: the decoder's tensors in fp16 and their metadata."""
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown decoder context {context!r}")
+    tensors = {
+        k: v.detach().to("cpu", torch.float16).contiguous()
+        for k, v in network.state_dict().items()
+        if k.startswith(DECODER_PREFIXES)
+    }
+    meta = {"name": name, "token_space": token_space.hex(), "context": context}
+    return save_torch(tensors, metadata={DECODER_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> Decoder:
+    """A decoder from the bytes of a decoder file, for ``model``'s token space."""
+    where = str(path) if path else "decoder"
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(json.loads(data[8 : 8 + header_len])["__metadata__"][DECODER_KEY])
+        tensors = load_numpy(data)
+        token_space = bytes.fromhex(meta["token_space"])
+        name, context = str(meta["name"]), meta["context"]
+        if context not in CONTEXTS:
+            raise ValueError(f"unknown context {context!r}")
+    except (SafetensorError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
+    if token_space != model.model_id:
+        raise UnknownModelError(
+            f"{where}: decoder {name!r} is for model {token_space.hex()}, not {model.model_id.hex()}"
+        )
+    network = build_model(model.config)
+    state = dict(model.model.state_dict())
+    unknown = [k for k in tensors if k not in state or not k.startswith(DECODER_PREFIXES)]
+    if unknown or not tensors:
+        raise InputError(f"{where}: not a valid vtcodec decoder file (tensors {unknown[:3] or 'missing'})")
+    state.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()})
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InputError(f"{where}: decoder does not fit model {model.model_id.hex()} ({exc})") from None
+    return Decoder(name, token_space, network.eval().to(model.device), context, path)
+
+
+def shipped_decoders() -> list[dict]:
+    """The manifest's decoder entries: token space, name, file and whether it is the default."""
+    try:
+        return list(json.loads(zoo.MANIFEST.read_text()).get("decoders", []))
+    except (OSError, ValueError):
+        return []
+
+
+def decoder_names(model: LoadedModel) -> list[str]:
+    """Every decoder known for ``model``'s token space, the default first."""
+    entries = [e for e in shipped_decoders() if e["token_space"] == model.model_id.hex()]
+    names = [e["name"] for e in sorted(entries, key=lambda e: not e.get("default", False))]
+    return [*names, TILED] if TILED not in names else names
+
+
+def default_decoder_name(model: LoadedModel) -> str:
+    return decoder_names(model)[0]
+
+
+def load_decoder(model: LoadedModel, name: str | Path | None = None) -> Decoder:
+    """The decoder ``name`` (a registered name or the path of a decoder file) for ``model``'s token space.
+
+    ``None`` is the token space's default: the best decoder shipped for it, else ``tiled``.
+    """
+    if isinstance(name, Path) or (name is not None and str(name).endswith(".safetensors")):
+        path = Path(name).resolve()
+        key = (model.model_id, str(path), str(model.device))
+        with _lock:
+            if key not in _cache:
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    raise InputError(f"{path}: cannot read decoder file ({exc.strerror})") from None
+                _cache[key] = parse_decoder(data, model, path)
+            return _cache[key]
+    name = default_decoder_name(model) if name is None else str(name)
+    if name == TILED:
+        return tiled(model)
+    entry = next(
+        (e for e in shipped_decoders() if e["token_space"] == model.model_id.hex() and e["name"] == name), None
+    )
+    if entry is None:
+        known = ", ".join(decoder_names(model))
+        raise InputError(f"no decoder {name!r} for model {model.model_id.hex()} (known: {known})")
+    path = (zoo.WEIGHTS_DIR / entry["file"]).resolve()
+    key = (model.model_id, str(path), str(model.device))
+    with _lock:
+        if key not in _cache:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read decoder file ({exc.strerror}); reinstall vtcodec") from None
+            zoo.check_shipped(path, data)
+            _cache[key] = parse_decoder(data, model, path)
+        return _cache[key]
+
+
+def save_decoder(network: ConvTokenizer, name: str, token_space: bytes, path: str | Path, context: str = "grid") -> str:
+    """Write a decoder file atomically; returns its SHA-256."""
+    from vtcodec.fileio import write_atomic
+
+    data = serialize_decoder(network, name, token_space, context)
+    write_atomic(Path(path), data, force=True)
+    return hashlib.sha256(data).hexdigest()

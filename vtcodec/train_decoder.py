@@ -1,0 +1,302 @@
+"""Train a whole-grid decoder for a fixed token space: the encoder, quantizer and prior stay frozen.
+
+Each sample is a crop of ``rows x cols`` tiles. The frozen encoder tokenizes every
+tile, every tile keeps its own random prefix, and the decoder renders the crop as
+one mosaic (``ConvTokenizer.render_mosaic``), so it learns to use its neighbours'
+tokens across tile borders. Every file of the token space decodes with the result.
+
+Run as ``vtcodec train-decoder DATA_DIR... --init MODEL --out RUN_DIR`` or
+``python -m vtcodec.train_decoder``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vtcodec.data import CropSampler, list_images, load_rgb
+from vtcodec.decoders import DECODER_PREFIXES, save_decoder
+from vtcodec.errors import InputError
+from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
+from vtcodec.seams import seam_ratio
+from vtcodec.train import learning_rate, psnr, sample_lengths, save_checkpoint
+
+
+@dataclass(frozen=True)
+class DecoderTrainConfig:
+    """Settings of a whole-grid decoder run; saved in every checkpoint."""
+
+    rows: int = 2
+    cols: int = 2
+    batch_size: int = 4
+    lr: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
+    decay_fraction: float = 0.3
+    length_dist: str = "front"
+    full_length_prob: float = 0.1
+    shared_length_prob: float = 0.5  # all tiles of a crop at one length, as with --tokens
+    empty_prob: float = 0.03  # tiles with no tokens at all, as rate control makes them
+    min_scale: float = 0.5
+    minutes: float = 60.0
+    max_steps: int | None = None
+    log_every: int = 25
+    eval_every: int = 500
+    val_images: int = 32  # held-out crops scored during training
+    checkpoint_minutes: float = 4.0
+    seed: int = 0
+
+
+def decoder_parameters(model: ConvTokenizer) -> list[torch.nn.Parameter]:
+    """The parameters that only the decoder uses; everything else belongs to the token space."""
+    return [p for name, p in model.named_parameters() if name.startswith(DECODER_PREFIXES)]
+
+
+def split_tiles(crops: torch.Tensor, tile: int) -> torch.Tensor:
+    """(B, 3, R * T, C * T) -> (B, R * C, 3, T, T), tiles in raster order."""
+    b, c, h, w = crops.shape
+    rows, cols = h // tile, w // tile
+    tiles = crops.view(b, c, rows, tile, cols, tile).permute(0, 2, 4, 1, 3, 5)
+    return tiles.reshape(b, rows * cols, c, tile, tile)
+
+
+def tile_lengths(
+    batch: int, tiles: int, max_tokens: int, cfg: DecoderTrainConfig, gen: torch.Generator
+) -> torch.Tensor:
+    """(batch, tiles) kept prefix lengths: per tile, or one per crop with ``shared_length_prob``."""
+    own = sample_lengths(batch * tiles, max_tokens, cfg.full_length_prob, gen, cfg.length_dist).view(batch, tiles)
+    shared = sample_lengths(batch, max_tokens, cfg.full_length_prob, gen, cfg.length_dist)
+    pick_shared = torch.rand(batch, generator=gen) < cfg.shared_length_prob
+    lengths = torch.where(pick_shared.unsqueeze(1), shared.unsqueeze(1).expand(batch, tiles), own)
+    empty = torch.rand(batch, tiles, generator=gen) < cfg.empty_prob
+    return torch.where(empty, torch.zeros_like(lengths), lengths)
+
+
+def tokenize_crops(model: ConvTokenizer, crops: torch.Tensor) -> torch.Tensor:
+    """(B, 3, R * T, C * T) -> quantized codes (B, R * C, K, D) from the frozen encoder."""
+    tiles = split_tiles(crops, model.tile_size)
+    b, n = tiles.shape[:2]
+    with torch.no_grad():
+        codes, _ = model.quantizer(model._latent(tiles.flatten(0, 1)))
+    return codes.view(b, n, *codes.shape[1:])
+
+
+def render_crops(
+    model: ConvTokenizer, codes: torch.Tensor, lengths: torch.Tensor, rows: int, cols: int
+) -> torch.Tensor:
+    keep = torch.arange(model.max_tokens, device=codes.device) < lengths.unsqueeze(-1)
+    return model.render_mosaic(codes, keep, rows, cols)
+
+
+def held_out_crops(folder: str, tile: int, limit: int | None = None, rows: int = 2, cols: int = 3) -> torch.Tensor:
+    """One center crop of ``rows x cols`` tiles per held-out image that is large enough (the first ``limit``)."""
+    crops = []
+    for path in list_images([folder]):
+        if limit is not None and len(crops) == limit:
+            break
+        img = load_rgb(path, tile)
+        h, w = img.shape[:2]
+        if h < w:
+            r, c = rows, cols
+        else:
+            r, c = cols, rows
+        if h < r * tile or w < c * tile:
+            continue
+        y, x = (h - r * tile) // 2, (w - c * tile) // 2
+        crop = img[y : y + r * tile, x : x + c * tile]
+        crops.append(crop if h < w else crop.transpose(1, 0, 2))  # all landscape, so they stack
+    if not crops:
+        raise InputError(f"no held-out image in {folder} holds {rows} x {cols} tiles")
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.no_grad()
+def evaluate(model: ConvTokenizer, crops: torch.Tensor, token_counts: tuple[int, ...]) -> dict[str, float]:
+    """Held-out PSNR and seam ratio of the mosaic decode at uniform token counts."""
+    model.eval()
+    tile = model.tile_size
+    rows, cols = crops.shape[2] // tile, crops.shape[3] // tile
+    out: dict[str, float] = {}
+    codes = torch.cat([tokenize_crops(model, chunk) for chunk in crops.split(8)])
+    for n in token_counts:
+        lengths = torch.full(codes.shape[:2], n)
+        rec = torch.cat(
+            [
+                render_crops(model, c, n_kept, rows, cols).clamp(0, 1)
+                for c, n_kept in zip(codes.split(8), lengths.split(8), strict=True)
+            ]
+        )
+        out[f"psnr@{n}"] = round(float(psnr(rec, crops).mean()), 3)
+        to_u8 = lambda t: t.mul(255).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)  # noqa: E731
+        seams = [seam_ratio(o, d, tile) for o, d in zip(to_u8(crops), to_u8(rec), strict=True)]
+        out[f"seam@{n}"] = round(float(np.mean(seams)), 3)
+    model.train()
+    return out
+
+
+def train_decoder(
+    data_dirs: list[str],
+    out_dir: str,
+    init_weights: str,
+    val_dir: str | None,
+    cfg: DecoderTrainConfig,
+    resume: bool = False,
+) -> Path:
+    """Train (or resume) the whole-grid decoder of ``init_weights``'s token space; returns the checkpoint."""
+    from vtcodec.zoo import load_model
+
+    torch.manual_seed(cfg.seed)
+    run = Path(out_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path = run / "last.ckpt", run / "log.jsonl"
+    source = load_model(init_weights)
+    model = build_model(source.config)
+    model.load_state_dict(source.model.state_dict())
+    state, step, elapsed = None, 0, 0.0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        cfg = replace(DecoderTrainConfig(**state["train_config"]), minutes=cfg.minutes, max_steps=cfg.max_steps)
+        step, elapsed = state["step"], state["elapsed"]
+        model.load_state_dict(state["model"])
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = decoder_parameters(model)
+    for p in params:
+        p.requires_grad_(True)
+    tile = model.tile_size
+    files = list_images(data_dirs)
+    if not files:
+        raise InputError(f"no training images found in {', '.join(map(str, data_dirs))}")
+    print(f"loading {len(files)} training images", flush=True)
+    crop_side = max(cfg.rows, cfg.cols) * tile
+    images = [load_rgb(p, crop_side) for p in files]
+    sampler = CropSampler(images, crop_side, cfg.min_scale, seed=cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    val = held_out_crops(val_dir, tile, cfg.val_images) if val_dir else None
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        sampler.set_state(state["sampler_rng"])
+        gen.set_state(state["length_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed at step {step}, {elapsed / 60:.1f} min trained", flush=True)
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            ckpt_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+                "model_config": source.config.to_dict(),
+                "token_space": source.model_id.hex(),
+                "init": str(init_weights),
+                "train_config": asdict(cfg),
+                "sampler_rng": sampler.state(),
+                "length_rng": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
+
+    def log(record: dict) -> None:
+        bar.write(json.dumps(record))
+        with log_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    eval_counts = (16, 64, 256)
+    budget = cfg.minutes * 60.0
+    bar = tqdm(total=round(budget), initial=min(round(elapsed), round(budget)), unit="s", dynamic_ncols=True)
+    if val is not None and state is None:
+        log({"step": 0, "min": 0.0, **evaluate(model, val, eval_counts)})
+    window: list[tuple[float, float]] = []
+    last_ckpt = time.time()
+    model.train()
+    while elapsed < budget and not (run / "STOP").exists() and not (cfg.max_steps and step >= cfg.max_steps):
+        t0 = time.time()
+        # Crops are square; a crop of rows x cols tiles is its top-left part.
+        crops = sampler.sample(cfg.batch_size)[:, :, : cfg.rows * tile, : cfg.cols * tile]
+        codes = tokenize_crops(model, crops)
+        lengths = tile_lengths(cfg.batch_size, cfg.rows * cfg.cols, model.max_tokens, cfg, gen)
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(cfg, step, elapsed)
+        rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols)
+        loss = ((rec - crops) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        elapsed += time.time() - t0
+        window.append((loss.item(), float(psnr(rec.detach().clamp(0, 1), crops).mean())))
+        bar.update(min(round(elapsed), round(budget)) - bar.n)
+        if step % cfg.log_every == 0:
+            loss_m, psnr_m = (float(np.mean(v)) for v in zip(*window, strict=True))
+            window.clear()
+            record = {"step": step, "min": round(elapsed / 60, 2), "loss": loss_m, "psnr": round(psnr_m, 3)}
+            if val is not None and step % cfg.eval_every == 0:
+                record.update(evaluate(model, val, eval_counts))
+            log(record)
+        if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+            checkpoint()
+            last_ckpt = time.time()
+    checkpoint()
+    bar.close()
+    final = {"step": step, "min": round(elapsed / 60, 2), "final": True}
+    if val is not None:
+        final.update(evaluate(model, val, eval_counts))
+    log(final)
+    return ckpt_path
+
+
+def load_config(path: str | Path | None, minutes: float, steps: int | None) -> DecoderTrainConfig:
+    """The run's settings: the ``decoder_train`` section of a JSON file over the defaults."""
+    cfg = DecoderTrainConfig(minutes=minutes, max_steps=steps)
+    if path is None:
+        return cfg
+    try:
+        spec = json.loads(Path(path).read_text()).get("decoder_train", {})
+        return replace(cfg, **{**spec, "minutes": minutes, "max_steps": steps})
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path}: not a valid decoder training config ({exc})") from None
+
+
+def export_decoder(ckpt_path: str | Path, out_path: str | Path, name: str) -> str:
+    """Write the decoder of a checkpoint as a decoder file of its token space; returns its SHA-256."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    network = build_model(TokenizerConfig.from_dict(state["model_config"]))
+    network.load_state_dict(state["model"])
+    return save_decoder(network, name, bytes.fromhex(state["token_space"]), out_path, context="grid")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data", nargs="+")
+    parser.add_argument("--init", required=True, help="the model file whose token space the decoder serves")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--val")
+    parser.add_argument("--config", help="JSON file with a 'decoder_train' section")
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--name", default="grid", help="the decoder's name in the registry")
+    parser.add_argument("--export-only", action="store_true", help="skip training: export RUN/last.ckpt")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.minutes, args.steps)
+    ckpt = Path(args.out) / "last.ckpt"
+    if not args.export_only:
+        ckpt = train_decoder(args.data, args.out, args.init, args.val, cfg, resume=args.resume)
+    out = Path(args.out) / "decoder.safetensors"
+    digest = export_decoder(ckpt, out, args.name)
+    print(f"exported {out} (decoder {args.name!r}, SHA-256 {digest[:16]})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

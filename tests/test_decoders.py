@@ -180,3 +180,43 @@ def test_token_image_grid_matches_render_shape(tiny_model):
     image = TokenImage(grid, np.zeros((grid.count, 0), dtype=np.int64))
     out = decoders.tiled(tiny_model).render(image.ids, np.zeros(grid.count, dtype=np.int64), grid)
     assert out.shape == (65, 33, 3)
+
+
+def test_train_decoder_resume_export_and_decode(cli_run, tiny_model_path, tiny_model, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        random_image(100, 70, seed=i).save(data / f"{i}.png")
+    config = tmp_path / "dec.json"
+    config.write_text(json.dumps({"decoder_train": {"batch_size": 2, "log_every": 2, "eval_every": 4}}))
+    run = tmp_path / "run"
+    args = ["train-decoder", data, "--init", tiny_model_path, "--out", run, "--val", data, "--config", config]
+    assert cli_run(*args, "--steps", "4")[0] == 0
+    first = torch.load(run / "last.ckpt", weights_only=False)
+    assert first["step"] == 4 and first["token_space"] == tiny_model.model_id.hex()
+    assert cli_run(*args, "--steps", "6", "--resume")[0] == 0
+    second = torch.load(run / "last.ckpt", weights_only=False)
+    assert second["step"] == 6
+    # only the decoder learned: the encoder and so every token are unchanged
+    for name, value in second["model"].items():
+        if not name.startswith(decoders.DECODER_PREFIXES):
+            assert torch.equal(value, tiny_model.model.state_dict()[name]), name
+    assert any(not torch.equal(second["model"][k], first["model"][k]) for k in first["model"])
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert any("seam@64" in r or "seam@16" in r for r in log) and all(np.isfinite(r.get("loss", 0)) for r in log)
+    decoder = load_decoder(tiny_model, run / "decoder.safetensors")
+    assert decoder.context == "grid" and decoder.name == "grid"
+    encoded = vtcodec.compress(random_image(70, 50), 6, model=tiny_model)
+    assert vtcodec.decompress(encoded, model=tiny_model, decoder=decoder).size == (70, 50)
+
+
+def test_train_decoder_errors_are_one_line(cli_run, tiny_model_path, tmp_path):
+    code, _, err = cli_run("train-decoder", tmp_path, "--init", tmp_path / "missing.safetensors", "--out", tmp_path)
+    assert_one_line_error(code, err)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2")
+    code, _, err = cli_run("train-decoder", tmp_path, "--init", tiny_model_path, "--out", tmp_path, "--config", bad)
+    assert_one_line_error(code, err)
+    code, _, err = cli_run("train-decoder", tmp_path, "--init", tiny_model_path, "--out", tmp_path / "r")
+    assert_one_line_error(code, err)
+    assert "no training images" in err

@@ -69,13 +69,28 @@ def test_a_tile_changes_nothing_beyond_the_receptive_radius(tiny_model, grid_dec
     assert ys.min() < lo and ys.max() > hi, "a grid decoder sees across tile borders"
 
 
-def test_windowed_decode_equals_the_whole_image_decode(tiny_model, grid_decoder):
+@pytest.mark.parametrize(("grid_from", "margin"), [(0, 4), (2, 2)])
+def test_windowed_decode_equals_the_whole_image_decode(tiny_model, trained_looking, grid_from, margin):
+    decoder = Decoder("grid", tiny_model.model_id, trained_looking, "grid", grid_from=grid_from)
     image, counts = _tokens(tiny_model, 32 * 12 - 7, 32 * 10 - 3)  # edge tiles padded too
-    assert grid_decoder.margin_tiles == 4
-    whole = grid_decoder.render(image.ids, counts, image.grid, window=64).astype(int)
-    windowed = grid_decoder.render(image.ids, counts, image.grid, window=9).astype(int)  # cores of one tile
+    assert decoder.margin_tiles == margin
+    whole = decoder.render(image.ids, counts, image.grid, window=64).astype(int)
+    windowed = decoder.render(image.ids, counts, image.grid, window=2 * margin + 1).astype(int)  # one-tile cores
     assert windowed.shape == (32 * 10 - 3, 32 * 12 - 7, 3)
     assert np.abs(whole - windowed).max() <= 1  # within 1/255
+
+
+def test_grid_from_splits_the_decoder_between_tiles_and_grid(tiny_model, trained_looking):
+    image, counts = _tokens(tiny_model, 32 * 5, 32 * 4)
+    tiled = Decoder("tiled", tiny_model.model_id, trained_looking, "tile").render(image.ids, counts, image.grid)
+    layers = len(trained_looking.decoder)
+    last = Decoder("g", tiny_model.model_id, trained_looking, "grid", grid_from=layers)
+    assert np.array_equal(last.render(image.ids, counts, image.grid), tiled)  # nothing sees the grid: tiled
+    assert receptive_radius(trained_looking, layers) == 0
+    # the later the grid starts, the less far a tile reaches: 122 px from the token maps on, 58 from layer 2
+    assert [receptive_radius(trained_looking, g) for g in (0, 1, 2)] == [122, 90, 58]
+    split = Decoder("g", tiny_model.model_id, trained_looking, "grid", grid_from=2)
+    assert not np.array_equal(split.render(image.ids, counts, image.grid), tiled)
 
 
 def test_windows_cover_every_tile_once():

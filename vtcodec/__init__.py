@@ -17,6 +17,7 @@ from vtcodec.codec import (
     tokenize,
     truncate,
 )
+from vtcodec.decoders import decoder_names, load_decoder
 from vtcodec.errors import FormatError, InputError, OutputExistsError, UnknownModelError, VtcodecError
 from vtcodec.zoo import load_model, register_model_path
 
@@ -31,8 +32,10 @@ __all__ = [
     "UnknownModelError",
     "VtcodecError",
     "compress",
+    "decoder_names",
     "decompress",
     "encode",
+    "load_decoder",
     "load_model",
     "pillow",
     "read_tokens",

@@ -63,6 +63,7 @@ class Decoder:
     network: ConvTokenizer
     context: str  # "tile": each tile alone; "grid": the whole token grid
     path: Path | None = None
+    grid_from: int = 0  # grid context: the first decoder layer that runs over the whole grid
 
     @property
     def device(self) -> torch.device:
@@ -76,7 +77,7 @@ class Decoder:
     @property
     def margin_tiles(self) -> int:
         """Tiles of context on each side of a window that make it equal a whole-image decode."""
-        return math.ceil(receptive_radius(self.network) / self.network.tile_size)
+        return math.ceil(receptive_radius(self.network, self.grid_from) / self.network.tile_size)
 
     @torch.no_grad()
     def render_padded(
@@ -124,7 +125,7 @@ class Decoder:
         full[:, : ids.shape[1]] = self._ids(ids[:, :k])
         keep = torch.arange(k, device=self.device) < self._lengths(counts).unsqueeze(1)
         codes = net.quantizer.ids_to_codes(full).to(net.absent.dtype)
-        return net.render_mosaic(codes.unsqueeze(0), keep.unsqueeze(0), rows, cols).clamp(0, 1)
+        return net.render_mosaic(codes.unsqueeze(0), keep.unsqueeze(0), rows, cols, self.grid_from).clamp(0, 1)
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -146,21 +147,25 @@ def _windows(rows: int, cols: int, window: int, margin: int) -> Iterator[tuple[t
             yield row_span, col_span
 
 
-def receptive_radius(network: ConvTokenizer) -> int:
+def receptive_radius(network: ConvTokenizer, grid_from: int = 0) -> int:
     """How far (pixels) past the edge of its tile a tile's tokens can change the output.
 
-    Each convolution reaches ``kernel // 2`` features further, one feature being
+    Only the decoder layers from ``grid_from`` on see other tiles. Each of their
+    convolutions reaches ``kernel // 2`` features further, one feature being
     ``scale`` pixels at its stage; the decoder starts at the token cells' scale.
+    With ``grid_from = 0`` the fine tokens' input convolution reaches as far as
+    the first layer does, or less.
     """
     scale, radius = float(network.config.cell_size), 0.0
-    for layer in network.decoder:
+    for index, layer in enumerate(network.decoder):
+        seen = index >= grid_from
         if isinstance(layer, Upsample):
-            radius += (layer.conv.kernel_size[0] // 2) * scale
+            radius += (layer.conv.kernel_size[0] // 2) * scale * seen
             scale /= 2
         elif isinstance(layer, ResBlock):
-            radius += (layer.conv1.kernel_size[0] // 2 + layer.conv2.kernel_size[0] // 2) * scale
+            radius += (layer.conv1.kernel_size[0] // 2 + layer.conv2.kernel_size[0] // 2) * scale * seen
         elif isinstance(layer, nn.Conv2d):
-            radius += (layer.kernel_size[0] // 2) * scale
+            radius += (layer.kernel_size[0] // 2) * scale * seen
         elif isinstance(layer, nn.PixelShuffle):
             scale /= layer.upscale_factor
         elif not isinstance(layer, nn.SiLU):
@@ -173,16 +178,20 @@ def tiled(model: LoadedModel) -> Decoder:
     return Decoder(TILED, model.model_id, model.model, "tile", model.path)
 
 
-def serialize_decoder(network: ConvTokenizer, name: str, token_space: bytes, context: str = "grid") -> bytes:
+def serialize_decoder(
+    network: ConvTokenizer, name: str, token_space: bytes, context: str = "grid", grid_from: int = 0
+) -> bytes:
     """The bytes of a decoder file: the decoder's tensors in fp16 and their metadata."""
     if context not in CONTEXTS:
         raise ValueError(f"unknown decoder context {context!r}")
+    if not 0 <= grid_from <= len(network.decoder):
+        raise ValueError(f"grid_from must be 0 ... {len(network.decoder)}")
     tensors = {
         k: v.detach().to("cpu", torch.float16).contiguous()
         for k, v in network.state_dict().items()
         if k.startswith(DECODER_PREFIXES)
     }
-    meta = {"name": name, "token_space": token_space.hex(), "context": context}
+    meta = {"name": name, "token_space": token_space.hex(), "context": context, "grid_from": grid_from}
     return save_torch(tensors, metadata={DECODER_KEY: json.dumps(meta, sort_keys=True)})
 
 
@@ -194,7 +203,7 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
         meta = json.loads(json.loads(data[8 : 8 + header_len])["__metadata__"][DECODER_KEY])
         tensors = load_numpy(data)
         token_space = bytes.fromhex(meta["token_space"])
-        name, context = str(meta["name"]), meta["context"]
+        name, context, grid_from = str(meta["name"]), meta["context"], int(meta.get("grid_from", 0))
         if context not in CONTEXTS:
             raise ValueError(f"unknown context {context!r}")
     except (SafetensorError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
@@ -213,7 +222,9 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
         network.load_state_dict(state)
     except RuntimeError as exc:
         raise InputError(f"{where}: decoder does not fit model {model.model_id.hex()} ({exc})") from None
-    return Decoder(name, token_space, network.eval().to(model.device), context, path)
+    if not 0 <= grid_from <= len(network.decoder):
+        raise InputError(f"{where}: not a valid vtcodec decoder file (grid_from {grid_from})")
+    return Decoder(name, token_space, network.eval().to(model.device), context, path, grid_from)
 
 
 def shipped_decoders() -> list[dict]:
@@ -273,10 +284,12 @@ def load_decoder(model: LoadedModel, name: str | Path | None = None) -> Decoder:
         return _cache[key]
 
 
-def save_decoder(network: ConvTokenizer, name: str, token_space: bytes, path: str | Path, context: str = "grid") -> str:
+def save_decoder(
+    network: ConvTokenizer, name: str, token_space: bytes, path: str | Path, context: str = "grid", grid_from: int = 0
+) -> str:
     """Write a decoder file atomically; returns its SHA-256."""
     from vtcodec.fileio import write_atomic
 
-    data = serialize_decoder(network, name, token_space, context)
+    data = serialize_decoder(network, name, token_space, context, grid_from)
     write_atomic(Path(path), data, force=True)
     return hashlib.sha256(data).hexdigest()

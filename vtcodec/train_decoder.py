@@ -35,6 +35,7 @@ class DecoderTrainConfig:
 
     rows: int = 2
     cols: int = 2
+    grid_from: int = 5  # decoder layers from this index on see the whole grid (ConvTokenizer.render_mosaic)
     batch_size: int = 4
     lr: float = 1e-4
     warmup_steps: int = 100
@@ -89,10 +90,10 @@ def tokenize_crops(model: ConvTokenizer, crops: torch.Tensor) -> torch.Tensor:
 
 
 def render_crops(
-    model: ConvTokenizer, codes: torch.Tensor, lengths: torch.Tensor, rows: int, cols: int
+    model: ConvTokenizer, codes: torch.Tensor, lengths: torch.Tensor, rows: int, cols: int, grid_from: int
 ) -> torch.Tensor:
     keep = torch.arange(model.max_tokens, device=codes.device) < lengths.unsqueeze(-1)
-    return model.render_mosaic(codes, keep, rows, cols)
+    return model.render_mosaic(codes, keep, rows, cols, grid_from)
 
 
 def held_out_crops(folder: str, tile: int, limit: int | None = None, rows: int = 2, cols: int = 3) -> torch.Tensor:
@@ -118,7 +119,9 @@ def held_out_crops(folder: str, tile: int, limit: int | None = None, rows: int =
 
 
 @torch.no_grad()
-def evaluate(model: ConvTokenizer, crops: torch.Tensor, token_counts: tuple[int, ...]) -> dict[str, float]:
+def evaluate(
+    model: ConvTokenizer, crops: torch.Tensor, token_counts: tuple[int, ...], grid_from: int
+) -> dict[str, float]:
     """Held-out PSNR and seam ratio of the mosaic decode at uniform token counts."""
     model.eval()
     tile = model.tile_size
@@ -129,7 +132,7 @@ def evaluate(model: ConvTokenizer, crops: torch.Tensor, token_counts: tuple[int,
         lengths = torch.full(codes.shape[:2], n)
         rec = torch.cat(
             [
-                render_crops(model, c, n_kept, rows, cols).clamp(0, 1)
+                render_crops(model, c, n_kept, rows, cols, grid_from).clamp(0, 1)
                 for c, n_kept in zip(codes.split(8), lengths.split(8), strict=True)
             ]
         )
@@ -215,7 +218,7 @@ def train_decoder(
     budget = cfg.minutes * 60.0
     bar = tqdm(total=round(budget), initial=min(round(elapsed), round(budget)), unit="s", dynamic_ncols=True)
     if val is not None and state is None:
-        log({"step": 0, "min": 0.0, **evaluate(model, val, eval_counts)})
+        log({"step": 0, "min": 0.0, **evaluate(model, val, eval_counts, cfg.grid_from)})
     window: list[tuple[float, float]] = []
     last_ckpt = time.time()
     model.train()
@@ -227,7 +230,7 @@ def train_decoder(
         lengths = tile_lengths(cfg.batch_size, cfg.rows * cfg.cols, model.max_tokens, cfg, gen)
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step, elapsed)
-        rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols)
+        rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols, cfg.grid_from)
         loss = ((rec - crops) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -242,7 +245,7 @@ def train_decoder(
             window.clear()
             record = {"step": step, "min": round(elapsed / 60, 2), "loss": loss_m, "psnr": round(psnr_m, 3)}
             if val is not None and step % cfg.eval_every == 0:
-                record.update(evaluate(model, val, eval_counts))
+                record.update(evaluate(model, val, eval_counts, cfg.grid_from))
             log(record)
         if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
             checkpoint()
@@ -251,7 +254,7 @@ def train_decoder(
     bar.close()
     final = {"step": step, "min": round(elapsed / 60, 2), "final": True}
     if val is not None:
-        final.update(evaluate(model, val, eval_counts))
+        final.update(evaluate(model, val, eval_counts, cfg.grid_from))
     log(final)
     return ckpt_path
 
@@ -273,7 +276,8 @@ def export_decoder(ckpt_path: str | Path, out_path: str | Path, name: str) -> st
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     network = build_model(TokenizerConfig.from_dict(state["model_config"]))
     network.load_state_dict(state["model"])
-    return save_decoder(network, name, bytes.fromhex(state["token_space"]), out_path, context="grid")
+    grid_from = state["train_config"].get("grid_from", 0)
+    return save_decoder(network, name, bytes.fromhex(state["token_space"]), out_path, "grid", grid_from)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -223,29 +223,48 @@ class ConvTokenizer(nn.Module):
             return self.decoder(grid) * 0.5 + 0.5
         return self.render_mosaic(codes.unsqueeze(1), keep.unsqueeze(1), 1, 1)
 
-    def render_mosaic(self, codes: torch.Tensor, keep: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    def render_mosaic(
+        self, codes: torch.Tensor, keep: torch.Tensor, rows: int, cols: int, grid_from: int = 0
+    ) -> torch.Tensor:
         """Decode ``rows x cols`` tiles as one picture, so that the decoder sees across tile borders.
 
         codes (B, rows * cols, K, D) in tile raster order; keep (B, rows * cols, K) bool
-        -> (B, 3, rows * T, cols * T) in about [0, 1]. Grid layout only: every tile's
-        token maps are laid side by side and the convolutional decoder runs over the
-        whole mosaic. With ``rows = cols = 1`` it is the per-tile decoder.
+        -> (B, 3, rows * T, cols * T) in about [0, 1]. Grid layout only. Decoder layers
+        from index ``grid_from`` on run over the mosaic of all tiles' feature maps; the
+        layers before it (and the fine tokens' input convolution when ``grid_from`` > 0)
+        run on each tile alone, with zero padding at its edges as the tiled decoder was
+        trained. ``grid_from = 0`` lays the token maps themselves side by side. With
+        ``rows = cols = 1`` it is the per-tile decoder.
         """
         if self.config.layout != "grid":
             raise ValueError("mosaic decoding needs the grid layout")
         codes = torch.where(keep.unsqueeze(-1), codes, self.absent.to(codes.dtype))
-        b, d, side, coarse_tokens = codes.shape[0], self.quantizer.dim, self.side, self.groups * self.side**2
+        b, tiles, d = codes.shape[0], rows * cols, self.quantizer.dim
+        side, coarse_tokens = self.side, self.groups * self.side**2
 
-        def mosaic(tokens: torch.Tensor, groups: int, cell_side: int, inverse: torch.Tensor) -> torch.Tensor:
-            # (B, tiles, groups * cells, D) in sequence order -> (B, groups * D, rows * side, cols * side)
-            maps = tokens.reshape(b, rows * cols, groups, cell_side * cell_side, d).transpose(3, 4)[..., inverse]
-            maps = maps.reshape(b, rows, cols, groups * d, cell_side, cell_side).permute(0, 3, 1, 4, 2, 5)
-            return maps.reshape(b, groups * d, rows * cell_side, cols * cell_side)
+        def cell_maps(tokens: torch.Tensor, groups: int, cell_side: int, inverse: torch.Tensor) -> torch.Tensor:
+            # (B, tiles, groups * cells, D) in sequence order -> (B * tiles, groups * D, side, side)
+            maps = tokens.reshape(b * tiles, groups, cell_side * cell_side, d).transpose(2, 3)[..., inverse]
+            return maps.reshape(b * tiles, groups * d, cell_side, cell_side)
 
-        hidden = self.decoder[0](mosaic(codes[:, :, :coarse_tokens], self.groups, side, self.inverse_order))
+        def mosaic(maps: torch.Tensor) -> torch.Tensor:
+            # (B * tiles, C, h, w) -> (B, C, rows * h, cols * w)
+            c, h, w = maps.shape[1:]
+            maps = maps.reshape(b, rows, cols, c, h, w).permute(0, 3, 1, 4, 2, 5)
+            return maps.reshape(b, c, rows * h, cols * w)
+
+        coarse = cell_maps(codes[:, :, :coarse_tokens], self.groups, side, self.inverse_order)
+        fine = None
         if self.fine_groups:
-            fine = mosaic(codes[:, :, coarse_tokens:], self.fine_groups, self.fine_side, self.fine_inverse_order)
+            fine = cell_maps(codes[:, :, coarse_tokens:], self.fine_groups, self.fine_side, self.fine_inverse_order)
+        if grid_from == 0:
+            coarse, fine = mosaic(coarse), (mosaic(fine) if fine is not None else None)
+        hidden = self.decoder[0](coarse)
+        if fine is not None:
             hidden = hidden + self.fine_in(fine)
+        if grid_from > 0:
+            hidden = mosaic(self.decoder[1:grid_from](hidden))
+            return self.decoder[grid_from:](hidden) * 0.5 + 0.5
         return self.decoder[1:](hidden) * 0.5 + 0.5
 
     def forward(self, tiles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -320,6 +320,47 @@ def train(
     training.main(args)
 
 
+@app.command("tokens")
+def tokens_command(
+    inputs: Annotated[
+        list[str], typer.Argument(help=".vtk files or images: files, folders (recursive), quoted globs.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the token shards.")],
+    tokens: Annotated[
+        Optional[int],
+        typer.Option("--tokens", "-t", min=0, help="Keep at most N tokens per tile (images: encode with N [64])."),
+    ] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per tar shard.")] = 1000,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Rewrite complete shards too.")] = False,
+    model: ModelOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Export tokens for ML training: WebDataset-style tar shards of .npy tokens and .json metadata.
+
+    A rerun resumes: complete shards are kept, the rest are rewritten. Read them with vtcodec.datasets.TokenShards.
+    """
+    from vtcodec import token_shards
+
+    loaded = load_model(model) if model else None
+    summary = token_shards.export_shards(
+        inputs,
+        output,
+        model=loaded,
+        tokens=tokens,
+        shard_size=shard_size,
+        force=force,
+        quiet=quiet,
+        report=lambda message: typer.echo(f"vtcodec: error: {message}", err=True),
+    )
+    typer.echo(
+        f"{summary.samples} samples in {output} ({summary.bytes_out} bytes; "
+        f"{summary.skipped_shards} complete shards kept, {len(summary.failed)} files failed)",
+        err=True,
+    )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 @app.command("train-decoder")
 def train_decoder(
     data: Annotated[list[Path], typer.Argument(help="Folders of training images.")],

@@ -1,9 +1,11 @@
 """Train a whole-grid decoder for a fixed token space: the encoder, quantizer and prior stay frozen.
 
 Each sample is a crop of ``rows x cols`` tiles. The frozen encoder tokenizes every
-tile, every tile keeps its own random prefix, and the decoder renders the crop as
-one mosaic (``ConvTokenizer.render_mosaic``), so it learns to use its neighbours'
-tokens across tile borders. Every file of the token space decodes with the result.
+tile, every tile keeps its own random prefix (or all tiles one, as ``--tokens``
+files have), and the decoder renders the crop as one mosaic
+(``ConvTokenizer.render_mosaic``), so it learns to use its neighbours' tokens
+across tile borders. It starts from the token space's own decoder weights. Every
+file of the token space decodes with the result.
 
 Run as ``vtcodec train-decoder DATA_DIR... --init MODEL --out RUN_DIR`` or
 ``python -m vtcodec.train_decoder``.
@@ -35,9 +37,11 @@ class DecoderTrainConfig:
 
     rows: int = 2
     cols: int = 2
-    grid_from: int = 5  # decoder layers from this index on see the whole grid (ConvTokenizer.render_mosaic)
+    # Decoder layers from this index on run over the whole grid (ConvTokenizer.render_mosaic). For the
+    # shipped network, 5: the token stage (tokens up to 1/16 scale, 3 blocks, up to 1/8) stays per tile.
+    grid_from: int = 5
     batch_size: int = 4
-    lr: float = 1e-4
+    lr: float = 5e-5
     warmup_steps: int = 100
     weight_decay: float = 1e-4
     decay_fraction: float = 0.3
@@ -118,6 +122,10 @@ def held_out_crops(folder: str, tile: int, limit: int | None = None, rows: int =
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+def _uint8(images: torch.Tensor) -> np.ndarray:
+    return images.mul(255).round().permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
+
+
 @torch.no_grad()
 def evaluate(
     model: ConvTokenizer, crops: torch.Tensor, token_counts: tuple[int, ...], grid_from: int
@@ -129,7 +137,7 @@ def evaluate(
     out: dict[str, float] = {}
     codes = torch.cat([tokenize_crops(model, chunk) for chunk in crops.split(8)])
     for n in token_counts:
-        lengths = torch.full(codes.shape[:2], n)
+        lengths = torch.full(codes.shape[:2], n, device=codes.device)
         rec = torch.cat(
             [
                 render_crops(model, c, n_kept, rows, cols, grid_from).clamp(0, 1)
@@ -137,8 +145,7 @@ def evaluate(
             ]
         )
         out[f"psnr@{n}"] = round(float(psnr(rec, crops).mean()), 3)
-        to_u8 = lambda t: t.mul(255).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)  # noqa: E731
-        seams = [seam_ratio(o, d, tile) for o, d in zip(to_u8(crops), to_u8(rec), strict=True)]
+        seams = [seam_ratio(o, d, tile) for o, d in zip(_uint8(crops), _uint8(rec), strict=True)]
         out[f"seam@{n}"] = round(float(np.mean(seams)), 3)
     model.train()
     return out
@@ -165,6 +172,8 @@ def train_decoder(
     state, step, elapsed = None, 0, 0.0
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if state.get("token_space") != source.model_id.hex():
+            raise InputError(f"{ckpt_path}: a decoder run for model {state.get('token_space')}, not {init_weights}")
         cfg = replace(DecoderTrainConfig(**state["train_config"]), minutes=cfg.minutes, max_steps=cfg.max_steps)
         step, elapsed = state["step"], state["elapsed"]
         model.load_state_dict(state["model"])
@@ -177,12 +186,17 @@ def train_decoder(
     files = list_images(data_dirs)
     if not files:
         raise InputError(f"no training images found in {', '.join(map(str, data_dirs))}")
-    print(f"loading {len(files)} training images", flush=True)
+    print(
+        f"loading {len(files)} training images; training on {'CUDA' if torch.cuda.is_available() else 'the CPU'}",
+        flush=True,
+    )
     crop_side = max(cfg.rows, cfg.cols) * tile
     images = [load_rgb(p, crop_side) for p in files]
     sampler = CropSampler(images, crop_side, cfg.min_scale, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    val = held_out_crops(val_dir, tile, cfg.val_images) if val_dir else None
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    val = held_out_crops(val_dir, tile, cfg.val_images).to(device) if val_dir else None
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
@@ -225,9 +239,9 @@ def train_decoder(
     while elapsed < budget and not (run / "STOP").exists() and not (cfg.max_steps and step >= cfg.max_steps):
         t0 = time.time()
         # Crops are square; a crop of rows x cols tiles is its top-left part.
-        crops = sampler.sample(cfg.batch_size)[:, :, : cfg.rows * tile, : cfg.cols * tile]
+        crops = sampler.sample(cfg.batch_size)[:, :, : cfg.rows * tile, : cfg.cols * tile].to(device)
         codes = tokenize_crops(model, crops)
-        lengths = tile_lengths(cfg.batch_size, cfg.rows * cfg.cols, model.max_tokens, cfg, gen)
+        lengths = tile_lengths(cfg.batch_size, cfg.rows * cfg.cols, model.max_tokens, cfg, gen).to(device)
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step, elapsed)
         rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols, cfg.grid_from)

@@ -70,9 +70,7 @@ class Decoder:
         return next(self.network.parameters()).device
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return zoo.autocast(self.device)
 
     @property
     def margin_tiles(self) -> int:
@@ -252,16 +250,7 @@ def load_decoder(model: LoadedModel, name: str | Path | None = None) -> Decoder:
     ``None`` is the token space's default: the best decoder shipped for it, else ``tiled``.
     """
     if isinstance(name, Path) or (name is not None and str(name).endswith(".safetensors")):
-        path = Path(name).resolve()
-        key = (model.model_id, str(path), str(model.device))
-        with _lock:
-            if key not in _cache:
-                try:
-                    data = path.read_bytes()
-                except OSError as exc:
-                    raise InputError(f"{path}: cannot read decoder file ({exc.strerror})") from None
-                _cache[key] = parse_decoder(data, model, path)
-            return _cache[key]
+        return _load_file(model, Path(name).resolve(), shipped=False)
     name = default_decoder_name(model) if name is None else str(name)
     if name == TILED:
         return tiled(model)
@@ -271,15 +260,21 @@ def load_decoder(model: LoadedModel, name: str | Path | None = None) -> Decoder:
     if entry is None:
         known = ", ".join(decoder_names(model))
         raise InputError(f"no decoder {name!r} for model {model.model_id.hex()} (known: {known})")
-    path = (zoo.WEIGHTS_DIR / entry["file"]).resolve()
+    return _load_file(model, (zoo.WEIGHTS_DIR / entry["file"]).resolve(), shipped=True)
+
+
+def _load_file(model: LoadedModel, path: Path, shipped: bool) -> Decoder:
+    """Parse (once per model, file and device) a decoder file; a shipped one must match the manifest."""
     key = (model.model_id, str(path), str(model.device))
     with _lock:
         if key not in _cache:
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                raise InputError(f"{path}: cannot read decoder file ({exc.strerror}); reinstall vtcodec") from None
-            zoo.check_shipped(path, data)
+                hint = "; reinstall vtcodec" if shipped else ""
+                raise InputError(f"{path}: cannot read decoder file ({exc.strerror}){hint}") from None
+            if shipped:
+                zoo.check_shipped(path, data)
             _cache[key] = parse_decoder(data, model, path)
         return _cache[key]
 

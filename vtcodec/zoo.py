@@ -62,10 +62,14 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast for the network on CUDA; a no-op on CPU (tokens stay float32-rounded)."""
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device)
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for a network on CUDA; a no-op on CPU (tokens stay float32-rounded)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -215,3 +215,34 @@ def test_permission_errors_are_one_line_even_as_root(monkeypatch, cli_run, tiny_
     code, _, err = cli_run("encode", source, "-o", tmp_path / "locked" / "a.vtk", "--model", tiny_model_path)
     assert_one_line_error(code, err)
     assert not (tmp_path / "a.vtk").exists()
+
+
+def test_unreadable_exif_codes_the_pixels_unrotated_with_a_warning(monkeypatch, cli_run, tiny_model_path, tmp_path):
+    from PIL import ImageOps
+
+    random_image(40, 30).save(tmp_path / "photo.jpg", quality=95)
+
+    def broken_exif(_image):
+        raise SyntaxError("not a TIFF file")  # what Pillow's EXIF parser raises on a corrupt block
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken_exif)
+    code, _, err = cli_run("encode", tmp_path / "photo.jpg", "-o", tmp_path / "p.vtk", "--model", tiny_model_path)
+    assert code == 0, err
+    assert err.count("vtcodec: warning: unreadable EXIF block (SyntaxError: not a TIFF file)") == 1
+    assert "Traceback" not in err
+    assert vtcodec.decompress((tmp_path / "p.vtk").read_bytes(), model=tiny_model_path).size == (40, 30)
+
+
+@pytest.mark.parametrize("error", [NotImplementedError("DXT format 99"), struct.error("unpack")])
+def test_any_pillow_failure_is_a_one_line_error(error, monkeypatch, cli_run, tiny_model_path, tmp_path):
+    from PIL import Image as PILImage
+
+    random_image(20, 20).save(tmp_path / "odd.png")
+
+    def fails(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(PILImage.Image, "load", fails)
+    code, _, err = cli_run("encode", tmp_path / "odd.png", "-o", tmp_path / "o.vtk", "--model", tiny_model_path)
+    assert_one_line_error(code, err)
+    assert f"cannot read image ({type(error).__name__}" in err

@@ -18,7 +18,14 @@ from vtcodec.codec import (
     truncate,
 )
 from vtcodec.decoders import decoder_names, load_decoder
-from vtcodec.errors import FormatError, InputError, OutputExistsError, UnknownModelError, VtcodecError
+from vtcodec.errors import (
+    FormatError,
+    InputError,
+    OutputExistsError,
+    UnknownModelError,
+    VtcodecError,
+    VtcodecWarning,
+)
 from vtcodec.zoo import load_model, register_model_path
 
 __version__ = "0.1.0"
@@ -31,6 +38,7 @@ __all__ = [
     "OutputExistsError",
     "UnknownModelError",
     "VtcodecError",
+    "VtcodecWarning",
     "compress",
     "decoder_names",
     "decompress",

@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 
 from vtcodec import batch, codec, container
 from vtcodec.decoders import decoder_names
-from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
+from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import open_image
 from vtcodec.zoo import find_model, load_model, resolve_device
+
+_python_show_warning = warnings.showwarning
 
 app = typer.Typer(
     add_completion=False,
@@ -147,7 +151,7 @@ def encode(
     out = output or image.with_suffix(".vtk")
     check_writable(out, force)
     pixels = open_image(image)
-    result = codec.encode(pixels, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=loaded)
+    result = codec.encode(np.asarray(pixels), tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=loaded)
     write_atomic(out, result.data, force=force)
     size = len(result.data)
     summary = (
@@ -430,8 +434,17 @@ def bench(
     typer.echo(f"{len(files)} images in {result['seconds']:.0f} s; results in {out}", err=True)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """vtcodec's own warnings as one line on stderr; others as Python prints them."""
+    if issubclass(category, VtcodecWarning):
+        print(f"vtcodec: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
     """Console entry point: errors become one line on stderr and a non-zero exit code."""
+    warnings.showwarning = _show_warning
     try:
         result = app(standalone_mode=False)
     except typer.Exit as exc:

@@ -19,3 +19,7 @@ class UnknownModelError(VtcodecError):
 
 class OutputExistsError(VtcodecError):
     """The output exists and ``force`` was not given."""
+
+
+class VtcodecWarning(UserWarning):
+    """Something was done differently from what was asked, and the user should know (one line)."""

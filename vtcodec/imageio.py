@@ -2,7 +2,8 @@
 
 Policy (applied in this order):
 
-1. EXIF orientation is applied (``ImageOps.exif_transpose``).
+1. EXIF orientation is applied (``ImageOps.exif_transpose``). An EXIF block that
+   Pillow cannot parse leaves the pixels unrotated, with a :class:`VtcodecWarning`.
 2. Transparency (RGBA, LA, PA, and P or RGB/L with a ``transparency`` entry) is
    composited over white; the alpha channel itself is not stored.
 3. 16- and 32-bit integer modes (``I;16*``, ``I``) are scaled to 8 bits by their
@@ -13,18 +14,34 @@ Policy (applied in this order):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vtcodec.errors import InputError
+from vtcodec.errors import InputError, VtcodecWarning
 from vtcodec.fileio import check_readable
+
+
+def _oriented(img: Image.Image) -> Image.Image:
+    """``img`` with its EXIF orientation applied; unrotated, with a warning, if the EXIF is unreadable."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:  # Pillow's EXIF parser raises SyntaxError, struct.error, ValueError, ...
+        warnings.warn(
+            f"unreadable EXIF block ({type(exc).__name__}: {exc}); pixels coded without rotation",
+            VtcodecWarning,
+            stacklevel=3,
+        )
+        img = img.copy()
+        img.info.pop("exif", None)  # so that no later step trips over it again
+        return img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow image to 8-bit RGB under the module policy."""
-    img = ImageOps.exif_transpose(img)
+    img = _oriented(img)
     if img.mode == "P" or (img.mode in ("RGB", "L") and "transparency" in img.info):
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -58,3 +75,7 @@ def open_image(path: str | Path) -> Image.Image:
         raise InputError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot read image ({exc})") from None
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as exc:  # whatever else a Pillow plugin raises (NotImplementedError, struct.error, ...)
+        raise InputError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None

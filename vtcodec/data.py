@@ -9,9 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vtcodec.imageio import to_rgb
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+from vtcodec.imageio import IMAGE_SUFFIXES, to_rgb
 
 
 def list_images(folders: Iterable[str | Path]) -> list[Path]:

@@ -23,6 +23,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from vtcodec.errors import InputError, VtcodecWarning
 from vtcodec.fileio import check_readable
 
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
+
 
 def _oriented(img: Image.Image) -> Image.Image:
     """``img`` with its EXIF orientation applied; unrotated, with a warning, if the EXIF is unreadable."""

@@ -30,10 +30,10 @@ import numpy as np
 from tqdm import tqdm
 
 from vtcodec import codec
-from vtcodec.batch import IMAGE_SUFFIXES, VTK_SUFFIX, collect_jobs
+from vtcodec.batch import VTK_SUFFIX, collect_jobs
 from vtcodec.errors import InputError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
-from vtcodec.imageio import open_image
+from vtcodec.imageio import IMAGE_SUFFIXES, open_image
 from vtcodec.tiling import TileGrid
 from vtcodec.zoo import LoadedModel, load_model
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import vtcodec
 from vtcodec import batch
-from vtcodec.imageio import open_image
+from vtcodec.imageio import IMAGE_SUFFIXES, open_image
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     model = vtcodec.load_model(device=args.device)
-    sources = sorted(p for p in Path(args.folder).iterdir() if p.suffix.lower() in batch.IMAGE_SUFFIXES)
+    sources = sorted(p for p in Path(args.folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     vtcodec.compress(open_image(sources[0]), args.tokens, model=model)  # warm-up
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -45,7 +45,7 @@ def main() -> None:
             vtcodec.decompress(path.read_bytes(), model=model).save(path.with_suffix(".png"))
         single_decode = len(sources) / (time.perf_counter() - start)
 
-        jobs = batch.collect_jobs([args.folder], root / "b", batch.IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
+        jobs = batch.collect_jobs([args.folder], root / "b", IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
         start = time.perf_counter()
         summary = batch.encode_many(jobs, model, args.tokens, batch_size=args.batch_size, threads=args.jobs, quiet=True)
         batched_encode = summary.converted / (time.perf_counter() - start)

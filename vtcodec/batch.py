@@ -30,7 +30,7 @@ from vtcodec import codec, container
 from vtcodec.decoders import load_decoder
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
-from vtcodec.imageio import IMAGE_SUFFIXES, open_image
+from vtcodec.imageio import open_image
 from vtcodec.tiling import TileGrid, iter_tile_batches, place_tiles
 from vtcodec.zoo import LoadedModel
 

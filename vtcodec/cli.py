@@ -16,7 +16,7 @@ from vtcodec import batch, codec, container
 from vtcodec.decoders import decoder_names
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_writable, read_input, write_atomic
-from vtcodec.imageio import open_image
+from vtcodec.imageio import IMAGE_SUFFIXES, open_image
 from vtcodec.zoo import find_model, load_model, resolve_device
 
 _python_show_warning = warnings.showwarning
@@ -131,7 +131,7 @@ def encode(
     if _is_batch(images, output, manifest):
         rank, world = batch.shard()
         out_dir = _batch_output_dir(output)
-        all_jobs = batch.collect_jobs(images, out_dir, batch.IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
+        all_jobs = batch.collect_jobs(images, out_dir, IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
         summary = batch.encode_many(
             all_jobs[rank::world],
             loaded,
@@ -419,7 +419,7 @@ def bench(
         raise InputError(f"--codecs must include vtcodec and may add jpeg, webp, avif (got {codecs!r})")
     if not images_dir.is_dir():
         raise InputError(f"{images_dir}: not a folder")
-    files = [p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in batch.IMAGE_SUFFIXES][:limit]
+    files = [p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
     if not files:
         raise InputError(f"{images_dir}: no images")
     loaded = load_model(model, "cpu")

@@ -78,3 +78,23 @@ def test_bench_writes_the_compressai_schema_csv_and_plots(tmp_path, tiny_model):
     for name in ("rd-psnr.png", "rd-msssim.png", "bd-rate.md", "side-by-side.png"):
         assert (out / name).stat().st_size > 0
     assert np.isfinite(result["seconds"])
+
+
+def test_bench_decodes_with_the_chosen_decoder(tmp_path, tiny_model, monkeypatch):
+    from vtcodec import decoders
+
+    images = tmp_path / "images"
+    images.mkdir()
+    random_image(170, 165).save(images / "0.png")
+    chosen = []
+    real = decoders.load_decoder
+
+    def spy(model, name=None):
+        chosen.append(name)
+        return real(model, name)
+
+    monkeypatch.setattr(decoders, "load_decoder", spy)
+    bench.run_bench(sorted(images.iterdir()), tmp_path / "r", tiny_model, ["vtcodec"], [2], quiet=True, decoder="tiled")
+    entries = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert "decoder tiled" in next(e for e in entries if e["name"] == "vtcodec")["description"]
+    assert chosen == ["tiled"]

@@ -91,15 +91,20 @@ class VtcodecCodec(Codec):
 
     name = "vtcodec"
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, decoder: str | Path | None = None) -> None:
+        from vtcodec.decoders import load_decoder
+
         self.model = model
-        self.description = f"vtcodec, model {model.model_id.hex()}, tokens per tile as the setting"
+        self.decoder = load_decoder(model, decoder)
+        self.description = (
+            f"vtcodec, model {model.model_id.hex()}, decoder {self.decoder.name}, tokens per tile as the setting"
+        )
 
     def encode(self, pixels: np.ndarray, setting: float) -> bytes:
         return codec.compress(pixels, int(setting), model=self.model)
 
     def decode(self, data: bytes, size: tuple[int, int]) -> np.ndarray:
-        return np.asarray(codec.decompress(data, model=self.model), dtype=np.uint8)
+        return np.asarray(codec.decompress(data, model=self.model, decoder=self.decoder), dtype=np.uint8)
 
 
 def classic_codecs() -> dict[str, PillowCodec]:
@@ -217,12 +222,16 @@ def run_bench(
     per_image: bool = False,
     crop_image: int = 0,
     quiet: bool = False,
+    decoder: str | Path | None = None,
 ) -> dict:
-    """Measure, then write results.json, results.csv, bd-rate.md, the plots and a side-by-side crop."""
+    """Measure, then write results.json, results.csv, bd-rate.md, the plots and a side-by-side crop.
+
+    ``decoder`` decodes vtcodec's files (default: the model's default decoder).
+    """
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
-    ours = VtcodecCodec(model)
+    ours = VtcodecCodec(model, decoder)
     classic = {name: c for name, c in classic_codecs().items() if name in codecs}
     rows: list[Row] = []
     sweeps: list[Row] = []  # classic codecs over their own quality range: their curves and floors

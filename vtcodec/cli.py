@@ -408,6 +408,7 @@ def bench(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N images.")] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also one curve per image in results.json.")] = False,
     model: ModelOption = None,
+    decoder: DecoderOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Rate-quality comparison with JPEG, WebP and AVIF at equal bytes, with plots and BD-rates."""
@@ -425,7 +426,7 @@ def bench(
     loaded = load_model(model, "cpu")
     ladder = [n for n in benchmark.TOKEN_LADDER if n <= loaded.config.max_tokens]
     picks = sorted({ladder[round(i * (len(ladder) - 1) / max(points - 1, 1))] for i in range(points)})
-    result = benchmark.run_bench(files, out, loaded, chosen, picks, per_image=per_image, quiet=quiet)
+    result = benchmark.run_bench(files, out, loaded, chosen, picks, per_image=per_image, quiet=quiet, decoder=decoder)
     typer.echo(result["table"])
     typer.echo("")
     typer.echo(result["bd_table"])

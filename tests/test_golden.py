@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from vtcodec.codec import TokenImage, pack_tokens, read_tokens
+from vtcodec.codec import TokenImage, pack_tokens, read_tokens, render
+from vtcodec.decoders import decoder_names
 from vtcodec.tiling import TileGrid
 from vtcodec.zoo import find_model
 
@@ -75,3 +76,14 @@ def test_decoded_tokens_do_not_depend_on_torch_threads(threads, name):
         timeout=120,
     )
     assert json.loads(out.stdout) == load(stem)[0]["tokens"]
+
+
+@pytest.mark.parametrize("stem", [s for s in GOLDEN if not s.name.startswith(FROZEN)], ids=lambda p: p.name)
+def test_golden_files_decode_with_every_decoder_of_their_model(stem):
+    record, data = load(stem)
+    stream = read_tokens(data)
+    names = decoder_names(stream.model)
+    assert "tiled" in names
+    for name in names:
+        image = render(stream, decoder=name)
+        assert image.size == (record["width"], record["height"])

@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (at most 10 minutes): train the whole-grid decoder
-# under CUDA, export it, then check the CUDA encode/decode path against the CPU.
-#   run: bash benchmarks/device_session.sh [MINUTES]      (files come back under $OUT)
-# Carry runs/gpu/last.ckpt to resume an earlier device run; else it warm-starts
-# from the shipped model's decoder (or the shipped grid decoder when there is one).
+# One call on a lent GPU machine (at most 10 minutes): train the whole-grid decoder under
+# CUDA, export it, then check the CUDA encode and decode path against the CPU.
+#
+# The device image has torch, numpy, pillow, safetensors, typer and tqdm, but not
+# constriction and no network, so carry its wheel. Once, here, in the repo root:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl constriction==0.5.0
+# Then: run(command="bash benchmarks/device_session.sh 6", carry=[".whl"], timeout_s=600)
+# (add "runs/gpu" to carry to resume an earlier device run from its checkpoint).
+# The data sets are not in the repo: copy a subset into an ignored folder and carry it,
+# or point DATA at one (default ../shared/data/train, which does not travel).
 set -euo pipefail
 MINUTES=${1:-6}
 OUT=${OUT:-/tmp/out}
+DATA=${DATA:-../shared/data/train}
 mkdir -p "$OUT" runs/gpu
-python -m pip install --quiet torch==2.13.0 2>/dev/null || python -m pip install --quiet torch
-python -m pip install --quiet -e ".[dev]"
-D=../shared/data/train
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 -c "import torch, vtcodec; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 RESUME=()
 [ -f runs/gpu/last.ckpt ] && RESUME=(--resume)
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-vtcodec train-decoder "$D/bsds500/train" "$D/bsds500/test" "$D/imagenet-sample" --val "$D/bsds500/val" \
-  --init vtcodec/weights/default.safetensors --config configs/dec1.json --out runs/gpu \
-  --minutes "$MINUTES" "${RESUME[@]}" 2>&1 | grep -v "s/s\]" | tail -40
-cp runs/gpu/log.jsonl runs/gpu/decoder.safetensors "$OUT"/
-python benchmarks/cuda_check.py --images samples --tokens 64 | tee "$OUT/cuda_check.txt"
-python benchmarks/cuda_check.py --images samples --tokens 64 --decoder runs/gpu/decoder.safetensors \
-  | tee -a "$OUT/cuda_check.txt"
+if [ -d "$DATA" ]; then
+  python3 -m vtcodec train-decoder "$DATA"/* --init vtcodec/weights/default.safetensors \
+    --config configs/dec1.json --out runs/gpu --minutes "$MINUTES" "${RESUME[@]}" 2>&1 | grep -v "s/s\]" | tail -40
+  cp runs/gpu/log.jsonl runs/gpu/decoder.safetensors "$OUT"/
+else
+  echo "no training data at $DATA: skipping the training run"
+fi
+python3 benchmarks/cuda_check.py --images samples --tokens 64 | tee "$OUT/cuda_check.txt"
+python3 benchmarks/cuda_check.py --images samples --tokens 64 --decoder tiled | tee -a "$OUT/cuda_check.txt"

@@ -99,14 +99,15 @@ def sample_tokens(
     return image, counts, loaded.model_id
 
 
-def _shard_complete(out_dir: Path, index: int, keys: list[str]) -> bool:
-    """True if shard ``index`` and its index part exist and agree (size and keys), with no failed file."""
+def _complete_part(out_dir: Path, index: int, keys: list[str]) -> dict | None:
+    """The index part of shard ``index`` if the shard is complete (size and keys agree, no failed file)."""
     try:
         part = json.loads(part_path(out_dir, index).read_text())
         size = (out_dir / shard_name(index)).stat().st_size
     except (OSError, ValueError):
-        return False
-    return part.get("bytes") == size and part.get("keys") == keys and not part.get("failed")
+        return None
+    complete = part.get("bytes") == size and part.get("keys") == keys and not part.get("failed")
+    return part if complete else None
 
 
 def export_shards(
@@ -138,13 +139,13 @@ def export_shards(
     bar = tqdm(total=len(sources), unit="file", disable=quiet, dynamic_ncols=True)
     for number, chunk in enumerate(chunks):
         keys = [f"{number * shard_size + j:09d}" for j in range(len(chunk))]
-        if not force and _shard_complete(out_dir, number, keys):
-            part = json.loads(part_path(out_dir, number).read_text())
+        part = None if force else _complete_part(out_dir, number, keys)
+        if part is not None:
             summary.samples += len(part["samples"])
             summary.skipped_shards += 1
             bar.update(len(chunk))
             continue
-        arrays, samples, offset = [], [], 0
+        arrays, samples, failed, offset = [], [], [], 0
         for key, source in zip(keys, chunk, strict=True):
             bar.update(1)
             try:
@@ -152,6 +153,7 @@ def export_shards(
             except (VtcodecError, OSError) as exc:
                 message = str(exc) if str(source.path) in str(exc) else f"{source.path}: {exc}"
                 summary.failed.append((source.path, message))
+                failed.append(str(source.path))
                 if report:
                     report(message)
                 continue
@@ -183,7 +185,6 @@ def export_shards(
         np.save(buffer, flat, allow_pickle=False)
         data = buffer.getvalue()
         write_atomic(out_dir / shard_name(number), data, force=True)
-        failed = [str(path) for path, _ in summary.failed if path in {src.path for src in chunk}]
         part = {"bytes": len(data), "keys": keys, "samples": samples, "failed": failed}
         write_atomic(part_path(out_dir, number), json.dumps(part).encode(), force=True)
         summary.samples += len(samples)

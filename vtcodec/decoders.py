@@ -41,7 +41,7 @@ from vtcodec import zoo
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import ConvTokenizer, build_model
 from vtcodec.models.tokenizer import ResBlock, Upsample
-from vtcodec.tiling import TILE_BATCH, TileGrid
+from vtcodec.tiling import TILE_BATCH, TileGrid, place_tiles
 from vtcodec.zoo import LoadedModel
 
 TILED = "tiled"
@@ -86,13 +86,12 @@ class Decoder:
         canvas = np.empty((grid.rows * t, grid.cols * t, 3), dtype=np.uint8)
         net = self.network
         if self.context == "tile":
+            padded = TileGrid(grid.cols * t, grid.rows * t, t)  # the same tiles, nothing cropped
             for start in range(0, grid.count, TILE_BATCH):
                 stop = min(start + TILE_BATCH, grid.count)
                 with self._autocast():
                     tiles = net.decode(self._ids(ids[start:stop]), self._lengths(counts[start:stop]))
-                for j, tile in enumerate(_to_uint8(tiles)):
-                    y, x = grid.origin(start + j)
-                    canvas[y : y + t, x : x + t] = tile
+                place_tiles(canvas, padded, start, tiles)
             return canvas
         ids_grid = ids.reshape(grid.rows, grid.cols, -1)
         counts_grid = np.asarray(counts).reshape(grid.rows, grid.cols)

@@ -29,6 +29,7 @@ from vtcodec.bench import Metrics
 from vtcodec.codec import pack_tokens, read_tokens, tokenize
 from vtcodec.decoders import Decoder, decoder_names, load_decoder
 from vtcodec.imageio import open_image
+from vtcodec.models.tokenizer import AttentionBlock
 from vtcodec.seams import seam_ratio
 from vtcodec.tiling import TileGrid
 
@@ -36,16 +37,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def macs_per_pixel(decoder: Decoder, grid: TileGrid, tokens: int) -> float:
-    """Multiply-accumulates of convolutions per output pixel for one decode of ``grid``."""
+    """Multiply-accumulates per output pixel for one decode of ``grid``: convolutions, linear layers, attention."""
     total = 0
 
-    def hook(module: torch.nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+    def hook(module: torch.nn.Module, _inputs, output: torch.Tensor) -> None:
         nonlocal total
-        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-        total += output.numel() * k
+        if isinstance(module, torch.nn.Conv2d):
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            total += output.numel() * kernel * module.in_channels // module.groups
+        elif isinstance(module, torch.nn.Linear):
+            total += output.numel() * module.in_features
+        else:  # AttentionBlock: scores q.k and the weighted sum of v, (h * w)^2 * C each
+            b, c, h, w = output.shape
+            total += 2 * b * (h * w) ** 2 * c
 
-    convs = [m for m in decoder.network.modules() if isinstance(m, torch.nn.Conv2d)]  # the encoder's do not run
-    handles = [m.register_forward_hook(hook) for m in convs]
+    kinds = (torch.nn.Conv2d, torch.nn.Linear, AttentionBlock)
+    modules = [m for m in decoder.network.modules() if isinstance(m, kinds)]  # the encoder's do not run
+    handles = [m.register_forward_hook(hook) for m in modules]
     try:
         ids = np.zeros((grid.count, decoder.network.max_tokens), dtype=np.int64)
         decoder.render(ids, np.full(grid.count, tokens), grid)
@@ -126,7 +134,7 @@ def main() -> None:
                 f"{record['decode_ms']:.0f} | {record['decode_ratio']:.2f}x |"
             )
     print(
-        "decoder cost (convolutions, 768x512 at 64 tokens): "
+        "decoder cost (768x512 at 64 tokens): "
         + ", ".join(f"{k} {v / 1e3:.1f} k MAC/pixel" for k, v in cost.items())
     )
     if args.json:

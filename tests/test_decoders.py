@@ -12,6 +12,7 @@ from vtcodec.codec import TokenImage, fit_bytes, read_tokens, tokenize
 from vtcodec.decoders import Decoder, load_decoder, receptive_radius, save_decoder
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import build_model
+from vtcodec.models.growth import grow_decoder, map_index
 from vtcodec.tiling import TileGrid
 
 from .conftest import TINY_CONFIG, assert_one_line_error, random_image
@@ -235,3 +236,93 @@ def test_train_decoder_errors_are_one_line(cli_run, tiny_model_path, tmp_path):
     code, _, err = cli_run("train-decoder", tmp_path, "--init", tiny_model_path, "--out", tmp_path / "r")
     assert_one_line_error(code, err)
     assert "no training images" in err
+
+
+GROWTHS = [
+    {"decoder_blocks": (2, 1, 2, 1)},
+    {"decoder_hidden": (12, 8, 16, 8)},
+    {"decoder_attention": 2},
+    {"decoder_blocks": (1, 2, 1, 2), "decoder_hidden": (8, 16, 8, 12), "decoder_attention": 1},
+]
+
+
+@pytest.mark.parametrize("architecture", GROWTHS)
+def test_growing_the_decoder_keeps_its_output(tiny_model, trained_looking, architecture):
+    grown = grow_decoder(trained_looking, **architecture).eval()
+    assert sum(p.numel() for p in grown.decoder.parameters()) > sum(
+        p.numel() for p in trained_looking.decoder.parameters()
+    )
+    torch.manual_seed(2)
+    codes = trained_looking.quantizer.ids_to_codes(torch.randint(0, tiny_model.codebook_size, (6, 8))).view(1, 6, 8, -1)
+    keep = torch.arange(8) < torch.tensor([8, 3, 0, 5, 8, 1]).view(1, 6, 1)
+    with torch.no_grad():
+        for grid_from in (0, 3):
+            new_from = map_index(trained_looking, grown, grid_from)
+            if architecture.get("decoder_attention") and grid_from == 0:
+                continue  # attention must run per tile
+            before = trained_looking.render_mosaic(codes, keep, 2, 3, grid_from)
+            after = grown.render_mosaic(codes, keep, 2, 3, new_from)
+            assert torch.allclose(before, after, atol=1e-6)
+    # the encoder, and so the token space, is untouched
+    for name, value in trained_looking.state_dict().items():
+        if not name.startswith(decoders.DECODER_PREFIXES):
+            assert torch.equal(value, grown.state_dict()[name])
+
+
+def test_a_decoder_cannot_shrink(trained_looking):
+    with pytest.raises(ValueError, match="can only grow"):
+        grow_decoder(trained_looking, decoder_hidden=(4, 8, 8, 8))
+    with pytest.raises(ValueError, match="only the decoder"):
+        grow_decoder(trained_looking, channels=(8, 8, 8, 16))
+
+
+def test_grown_decoder_file_keeps_its_architecture(tiny_model, trained_looking, tmp_path):
+    grown = grow_decoder(trained_looking, decoder_blocks=(2, 1, 1, 2), decoder_attention=1).eval()
+    with torch.no_grad():
+        for p in grown.decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # the added layers no longer the identity
+    path = tmp_path / "deep.decoder.safetensors"
+    grid_from = map_index(trained_looking, grown, 3)
+    save_decoder(grown, "deep", tiny_model.model_id, path, grid_from=grid_from)
+    loaded = load_decoder(tiny_model, path)
+    assert loaded.network.config.decoder_stage_blocks() == (2, 1, 1, 2)
+    assert loaded.network.config.decoder_attention == 1 and loaded.grid_from == grid_from
+    rounded = build_model(grown.config)
+    rounded.load_state_dict({k: v.half().float() for k, v in grown.state_dict().items()})
+    image, counts = _tokens(tiny_model, 100, 70)
+    reference = Decoder("deep", tiny_model.model_id, rounded.eval(), "grid", grid_from=grid_from)
+    assert np.array_equal(loaded.render(image.ids, counts, image.grid), reference.render(image.ids, counts, image.grid))
+    with pytest.raises(ValueError, match="attention"):
+        save_decoder(grown, "deep", tiny_model.model_id, tmp_path / "x.safetensors", grid_from=0)
+
+
+def test_train_decoder_grows_and_resumes(cli_run, tiny_model_path, tiny_model, trained_looking, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        random_image(80, 70, seed=i).save(data / f"{i}.png")
+    start = tmp_path / "start.decoder.safetensors"
+    save_decoder(trained_looking, "grid", tiny_model.model_id, start, grid_from=3)
+    config = tmp_path / "grow.json"
+    spec = {"batch_size": 2, "grid_from": 3, "architecture": {"decoder_attention": 1}, "fresh_lr_scale": 4.0}
+    config.write_text(json.dumps({"decoder_train": spec}))
+    run = tmp_path / "run"
+    args = ["train-decoder", data, "--init", tiny_model_path, "--out", run, "--config", config]
+    assert cli_run(*args, "--init-decoder", start, "--steps", "2")[0] == 0
+    first = torch.load(run / "last.ckpt", weights_only=False)
+    assert first["model_config"]["decoder_attention"] == 1 and first["train_config"]["grid_from"] == 4
+    assert first["fresh_parameters"] and all(
+        ".qkv." in n or "norm" in n or "mlp" in n or "proj" in n for n in first["fresh_parameters"]
+    )
+    # warm-started from the decoder file, not from the model file's own decoder
+    start_weights = load_decoder(tiny_model, start).network.state_dict()
+    assert not torch.equal(
+        first["model"]["decoder.1.conv2.weight"], tiny_model.model.state_dict()["decoder.1.conv2.weight"]
+    )
+    assert torch.allclose(first["model"]["decoder.1.conv2.weight"], start_weights["decoder.1.conv2.weight"], atol=0.05)
+    assert cli_run(*args, "--steps", "3", "--resume")[0] == 0
+    assert torch.load(run / "last.ckpt", weights_only=False)["step"] == 3
+    decoder = load_decoder(tiny_model, run / "decoder.safetensors")
+    assert decoder.network.config.decoder_attention == 1 and decoder.grid_from == 4
+    encoded = vtcodec.compress(random_image(70, 50), 6, model=tiny_model)
+    assert vtcodec.decompress(encoded, model=tiny_model, decoder=decoder).size == (70, 50)

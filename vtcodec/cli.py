@@ -375,6 +375,9 @@ def train_decoder(
     minutes: Annotated[float, typer.Option("--minutes", min=0.0, help="Wall-time budget of the run.")] = 60.0,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Also stop after N steps in all.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN/last.ckpt.")] = False,
+    init_decoder: Annotated[
+        Optional[str], typer.Option("--init-decoder", help="Start from this decoder of the model (name or file).")
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="The decoder's name in the registry.")] = "grid",
     export_only: Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")] = False,
 ) -> None:
@@ -389,7 +392,7 @@ def train_decoder(
     ckpt = out / "last.ckpt"
     if not export_only:
         ckpt = training.train_decoder(
-            [str(p) for p in data], str(out), str(init), str(val) if val else None, cfg, resume
+            [str(p) for p in data], str(out), str(init), str(val) if val else None, cfg, resume, init_decoder
         )
     elif not ckpt.exists():
         raise InputError(f"{ckpt}: no checkpoint to export")

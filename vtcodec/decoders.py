@@ -27,7 +27,7 @@ import json
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +39,8 @@ from torch import nn
 
 from vtcodec import zoo
 from vtcodec.errors import InputError, UnknownModelError
-from vtcodec.models import ConvTokenizer, build_model
-from vtcodec.models.tokenizer import ResBlock, Upsample
+from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
+from vtcodec.models.tokenizer import DECODER_ARCHITECTURE, AttentionBlock, ResBlock, Upsample
 from vtcodec.tiling import TILE_BATCH, TileGrid, place_tiles
 from vtcodec.zoo import LoadedModel
 
@@ -161,6 +161,9 @@ def receptive_radius(network: ConvTokenizer, grid_from: int = 0) -> int:
             scale /= 2
         elif isinstance(layer, ResBlock):
             radius += (layer.conv1.kernel_size[0] // 2 + layer.conv2.kernel_size[0] // 2) * scale * seen
+        elif isinstance(layer, AttentionBlock):
+            if seen:
+                raise ValueError("attention sees its whole input: it must run before grid_from, on each tile")
         elif isinstance(layer, nn.Conv2d):
             radius += (layer.kernel_size[0] // 2) * scale * seen
         elif isinstance(layer, nn.PixelShuffle):
@@ -188,8 +191,37 @@ def serialize_decoder(
         for k, v in network.state_dict().items()
         if k.startswith(DECODER_PREFIXES)
     }
-    meta = {"name": name, "token_space": token_space.hex(), "context": context, "grid_from": grid_from}
+    receptive_radius(network, grid_from if context == "grid" else len(network.decoder))
+    meta = {
+        "name": name,
+        "token_space": token_space.hex(),
+        "context": context,
+        "grid_from": grid_from,
+        "architecture": architecture(network),
+    }
     return save_torch(tensors, metadata={DECODER_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def architecture(network: ConvTokenizer) -> dict:
+    """The decoder-only hyper-parameters of ``network`` (lists for tuples), as a decoder file records them."""
+    config = network.config
+    return {
+        "decoder_blocks": list(config.decoder_stage_blocks()),
+        "decoder_hidden": list(config.decoder_stage_hidden()),
+        "decoder_attention": config.decoder_attention,
+    }
+
+
+def _decoder_config(model: LoadedModel, arch: object) -> TokenizerConfig:
+    """The token space's config with a decoder file's architecture keys (none: the token space's own decoder)."""
+    if not isinstance(arch, dict) or set(arch) - set(DECODER_ARCHITECTURE):
+        raise ValueError(f"architecture {arch!r}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
+    config = replace(model.config, **values)
+    blocks, hidden = config.decoder_stage_blocks(), config.decoder_stage_hidden()  # validates them
+    if max(blocks) > 64 or max(hidden) > 4096 or not 0 <= config.decoder_attention <= 64:
+        raise ValueError(f"architecture {arch!r} out of range")
+    return config
 
 
 def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> Decoder:
@@ -203,17 +235,24 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
         name, context, grid_from = str(meta["name"]), meta["context"], int(meta.get("grid_from", 0))
         if context not in CONTEXTS:
             raise ValueError(f"unknown context {context!r}")
+        config = _decoder_config(model, meta.get("architecture", {}))
     except (SafetensorError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
     if token_space != model.model_id:
         raise UnknownModelError(
             f"{where}: decoder {name!r} is for model {token_space.hex()}, not {model.model_id.hex()}"
         )
-    network = build_model(model.config)
-    state = dict(model.model.state_dict())
+    try:
+        network = build_model(config)
+    except ValueError as exc:
+        raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
+    state = {k: v for k, v in model.model.state_dict().items() if not k.startswith(DECODER_PREFIXES)}
+    state.update({k: v for k, v in network.state_dict().items() if k.startswith(DECODER_PREFIXES)})
     unknown = [k for k in tensors if k not in state or not k.startswith(DECODER_PREFIXES)]
-    if unknown or not tensors:
-        raise InputError(f"{where}: not a valid vtcodec decoder file (tensors {unknown[:3] or 'missing'})")
+    missing = [k for k in state if k.startswith(DECODER_PREFIXES) and k not in tensors]
+    if unknown or missing:
+        wrong = f"unknown tensors {unknown[:3]}" if unknown else f"missing tensors {missing[:3]}"
+        raise InputError(f"{where}: not a valid vtcodec decoder file ({wrong})")
     state.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()})
     try:
         network.load_state_dict(state)
@@ -221,6 +260,10 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
         raise InputError(f"{where}: decoder does not fit model {model.model_id.hex()} ({exc})") from None
     if not 0 <= grid_from <= len(network.decoder):
         raise InputError(f"{where}: not a valid vtcodec decoder file (grid_from {grid_from})")
+    try:
+        receptive_radius(network, grid_from if context == "grid" else len(network.decoder))
+    except ValueError as exc:
+        raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
     return Decoder(name, token_space, network.eval().to(model.device), context, path, grid_from)
 
 

@@ -57,6 +57,10 @@ class DecoderTrainConfig:
     val_images: int = 32  # held-out crops scored during training
     checkpoint_minutes: float = 4.0
     seed: int = 0
+    # Grow the starting decoder function-preservingly (vtcodec.models.growth): decoder_blocks,
+    # decoder_hidden, decoder_attention. Layers it adds learn at lr * fresh_lr_scale.
+    architecture: dict | None = None
+    fresh_lr_scale: float = 1.0
 
 
 def decoder_parameters(model: ConvTokenizer) -> list[torch.nn.Parameter]:
@@ -151,6 +155,31 @@ def evaluate(
     return out
 
 
+def starting_network(
+    init_weights: str, init_decoder: str | None, cfg: DecoderTrainConfig
+) -> tuple[ConvTokenizer, DecoderTrainConfig, set[str]]:
+    """The network a fresh run starts from, its settings (``grid_from`` mapped) and its fresh parameters.
+
+    The token space's model, with the decoder of ``init_decoder`` (a decoder name or file) when
+    given, grown to ``cfg.architecture`` when set.
+    """
+    from vtcodec.decoders import load_decoder
+    from vtcodec.models.growth import fresh_parameters, grow_decoder, map_index
+    from vtcodec.zoo import load_model
+
+    source = load_model(init_weights)
+    start = load_decoder(source, init_decoder).network if init_decoder else source.model
+    model = build_model(start.config)
+    model.load_state_dict(start.state_dict())
+    if not cfg.architecture:
+        return model, cfg, set()
+    try:
+        grown = grow_decoder(model, **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.architecture.items()})
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"cannot grow the decoder to {cfg.architecture} ({exc})") from None
+    return grown, replace(cfg, grid_from=map_index(model, grown, cfg.grid_from)), fresh_parameters(model, grown)
+
+
 def train_decoder(
     data_dirs: list[str],
     out_dir: str,
@@ -158,8 +187,13 @@ def train_decoder(
     val_dir: str | None,
     cfg: DecoderTrainConfig,
     resume: bool = False,
+    init_decoder: str | None = None,
 ) -> Path:
-    """Train (or resume) the whole-grid decoder of ``init_weights``'s token space; returns the checkpoint."""
+    """Train (or resume) the whole-grid decoder of ``init_weights``'s token space; returns the checkpoint.
+
+    A fresh run starts from the decoder ``init_decoder`` (default: the model file's own), grown to
+    ``cfg.architecture`` when set.
+    """
     from vtcodec.zoo import load_model
 
     torch.manual_seed(cfg.seed)
@@ -167,21 +201,28 @@ def train_decoder(
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = run / "last.ckpt", run / "log.jsonl"
     source = load_model(init_weights)
-    model = build_model(source.config)
-    model.load_state_dict(source.model.state_dict())
-    state, step, elapsed = None, 0, 0.0
+    state, step, elapsed, fresh = None, 0, 0.0, set()
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if state.get("token_space") != source.model_id.hex():
             raise InputError(f"{ckpt_path}: a decoder run for model {state.get('token_space')}, not {init_weights}")
         cfg = replace(DecoderTrainConfig(**state["train_config"]), minutes=cfg.minutes, max_steps=cfg.max_steps)
         step, elapsed = state["step"], state["elapsed"]
+        model = build_model(TokenizerConfig.from_dict(state["model_config"]))
         model.load_state_dict(state["model"])
+        fresh = set(state.get("fresh_parameters", []))
+    else:
+        model, cfg, fresh = starting_network(init_weights, init_decoder, cfg)
     for p in model.parameters():
         p.requires_grad_(False)
     params = decoder_parameters(model)
     for p in params:
         p.requires_grad_(True)
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = [
+        {"params": [p for p in params if names[id(p)] not in fresh], "lr_scale": 1.0},
+        {"params": [p for p in params if names[id(p)] in fresh], "lr_scale": cfg.fresh_lr_scale},
+    ]
     tile = model.tile_size
     files = list_images(data_dirs)
     if not files:
@@ -197,7 +238,9 @@ def train_decoder(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     val = held_out_crops(val_dir, tile, cfg.val_images).to(device) if val_dir else None
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [g for g in groups if g["params"]]
+    lr_scales = [g.pop("lr_scale") for g in groups]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         sampler.set_state(state["sampler_rng"])
@@ -213,7 +256,8 @@ def train_decoder(
                 "optimizer": opt.state_dict(),
                 "step": step,
                 "elapsed": elapsed,
-                "model_config": source.config.to_dict(),
+                "model_config": model.config.to_dict(),
+                "fresh_parameters": sorted(fresh),
                 "token_space": source.model_id.hex(),
                 "init": str(init_weights),
                 "train_config": asdict(cfg),
@@ -242,8 +286,8 @@ def train_decoder(
         crops = sampler.sample(cfg.batch_size)[:, :, : cfg.rows * tile, : cfg.cols * tile].to(device)
         codes = tokenize_crops(model, crops)
         lengths = tile_lengths(cfg.batch_size, cfg.rows * cfg.cols, model.max_tokens, cfg, gen).to(device)
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(cfg, step, elapsed)
+        for group, scale in zip(opt.param_groups, lr_scales, strict=True):
+            group["lr"] = learning_rate(cfg, step, elapsed) * scale
         rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols, cfg.grid_from)
         loss = ((rec - crops) ** 2).mean()
         opt.zero_grad(set_to_none=True)
@@ -304,13 +348,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--init-decoder", help="start from this decoder (a name or a decoder file)")
     parser.add_argument("--name", default="grid", help="the decoder's name in the registry")
     parser.add_argument("--export-only", action="store_true", help="skip training: export RUN/last.ckpt")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.minutes, args.steps)
     ckpt = Path(args.out) / "last.ckpt"
     if not args.export_only:
-        ckpt = train_decoder(args.data, args.out, args.init, args.val, cfg, resume=args.resume)
+        ckpt = train_decoder(
+            args.data, args.out, args.init, args.val, cfg, resume=args.resume, init_decoder=args.init_decoder
+        )
     out = Path(args.out) / "decoder.safetensors"
     digest = export_decoder(ckpt, out, args.name)
     print(f"exported {out} (decoder {args.name!r}, SHA-256 {digest[:16]})", flush=True)

@@ -23,6 +23,9 @@ Two token layouts (``TokenizerConfig.layout``):
 Every residual block's last convolution starts at zero, so a block added to a
 trained network (``encoder_blocks`` / ``decoder_blocks`` above ``blocks_per_stage``)
 starts as the identity: ``vtcodec train --init`` grows depth without changing the output.
+The decoder alone can also grow (``DECODER_ARCHITECTURE``: blocks per stage, the inner
+width of its residual blocks, self-attention over each tile's 1/16-scale grid), function-
+preservingly with ``vtcodec.models.growth.grow_decoder``; decoder files record these keys.
 
 Tokens past the kept prefix are replaced by learned "absent" vectors, so the
 decoder knows how many it has. Training keeps a random prefix per sample
@@ -53,16 +56,37 @@ class TokenizerConfig:
     layout: str = "grid"
     blocks_per_stage: int = 1
     encoder_blocks: int | None = None
-    decoder_blocks: int | None = None
+    decoder_blocks: int | tuple[int, ...] | None = None  # per decoder stage (coarsest first), or one for all
+    decoder_hidden: tuple[int, ...] | None = None  # inner width of each decoder stage's residual blocks
+    decoder_attention: int = 0  # self-attention blocks after the first decoder stage's residual blocks
     cell_size: int = 32
     cell_order: str = "raster"
     fine_groups: int = 0
     extra: dict = field(default_factory=dict)
 
     def stage_blocks(self, part: str) -> int:
-        """Residual blocks per resolution stage of the ``encoder`` or ``decoder``."""
+        """Residual blocks per resolution stage of the ``encoder`` (or of a uniform ``decoder``)."""
         blocks = self.encoder_blocks if part == "encoder" else self.decoder_blocks
+        if isinstance(blocks, tuple):
+            raise ValueError("the decoder's blocks differ per stage; use decoder_stage_blocks()")
         return self.blocks_per_stage if blocks is None else blocks
+
+    def decoder_stage_blocks(self) -> tuple[int, ...]:
+        """Residual blocks of each decoder stage, coarsest first."""
+        if isinstance(self.decoder_blocks, tuple):
+            if len(self.decoder_blocks) != len(self.channels):
+                raise ValueError(f"decoder_blocks needs one count per stage ({len(self.channels)})")
+            return self.decoder_blocks
+        return (self.stage_blocks("decoder"),) * len(self.channels)
+
+    def decoder_stage_hidden(self) -> tuple[int, ...]:
+        """Inner width of each decoder stage's residual blocks, coarsest first."""
+        widths = tuple(reversed(self.channels))
+        if self.decoder_hidden is None:
+            return widths
+        if len(self.decoder_hidden) != len(widths) or min(self.decoder_hidden) < 1:
+            raise ValueError(f"decoder_hidden needs one positive width per stage ({len(widths)})")
+        return self.decoder_hidden
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,23 +94,60 @@ class TokenizerConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TokenizerConfig:
         data = dict(data)
-        for key in ("fsq_levels", "channels"):
-            if key in data:
+        for key in ("fsq_levels", "channels", "decoder_blocks", "decoder_hidden"):
+            if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+DECODER_ARCHITECTURE = ("decoder_blocks", "decoder_hidden", "decoder_attention")  # decoder-only keys
+
+
 class ResBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, hidden: int | None = None) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        hidden = hidden or channels
+        self.conv1 = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, channels, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.silu(self.conv1(F.silu(x))))
+
+
+class AttentionBlock(nn.Module):
+    """Self-attention among the positions of a feature map, then an MLP; both residual.
+
+    Both output projections start at zero, so an added block starts as the identity.
+    The decoder runs it on each tile's own grid (before ``grid_from``), so windowed
+    decoding stays exact.
+    """
+
+    def __init__(self, channels: int, heads: int = 4, mlp_ratio: int = 2) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"{channels} channels do not split into {heads} heads")
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        self.norm2 = nn.LayerNorm(channels)
+        self.mlp_in = nn.Linear(channels, mlp_ratio * channels)
+        self.mlp_out = nn.Linear(mlp_ratio * channels, channels)
+        for layer in (self.proj, self.mlp_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        seq = x.flatten(2).transpose(1, 2)  # (B, h * w, C)
+        q, k, v = self.qkv(self.norm1(seq)).view(b, h * w, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, h * w, c)
+        seq = seq + self.proj(attended)
+        seq = seq + self.mlp_out(F.gelu(self.mlp_in(self.norm2(seq))))
+        return seq.transpose(1, 2).reshape(b, c, h, w)
 
 
 class Upsample(nn.Module):
@@ -180,8 +241,11 @@ class ConvTokenizer(nn.Module):
         else:
             raise ValueError(f"unknown token layout {config.layout!r}")
         self.encoder = nn.Sequential(*enc)
-        for i in reversed(range(len(c))):
-            dec += [ResBlock(c[i]) for _ in range(config.stage_blocks("decoder"))]
+        blocks, hidden = config.decoder_stage_blocks(), config.decoder_stage_hidden()
+        for stage, i in enumerate(reversed(range(len(c)))):
+            dec += [ResBlock(c[i], hidden[stage]) for _ in range(blocks[stage])]
+            if stage == 0:
+                dec += [AttentionBlock(c[i]) for _ in range(config.decoder_attention)]
             if i > 0:
                 dec.append(Upsample(c[i], c[i - 1]))
         dec += [nn.SiLU(), nn.Conv2d(c[0], 3 * 4, 3, padding=1), nn.PixelShuffle(2)]

@@ -6,7 +6,8 @@ Each golden ``NAME.vtk`` has ``NAME.tokens.json`` beside it: the model id, the i
 size, the per-tile token counts and the tokens. tests/test_golden.py checks both
 directions byte for byte (tokens -> bytes and bytes -> tokens). Run this only when
 the shipped model or the format changes, and commit the results together.
-The ``v0-*``, ``v1-*`` and ``v2-*`` goldens are frozen: vtcodec wrote them with the earlier
+``lighthouse-chunks`` carries one chunk of each kind (colour profile, EXIF, XMP, alpha);
+its record lists them as hex. The ``v0-*``, ``v1-*`` and ``v2-*`` goldens are frozen: vtcodec wrote them with the earlier
 shipped models (``weights/v0.safetensors``, ``v1.safetensors``, ``v2.safetensors``), and
 they must keep decoding; this script never rewrites them.
 """
@@ -14,21 +15,26 @@ they must keep decoding; this script never rewrites them.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 import vtcodec
 from vtcodec.codec import TokenImage, pack_tokens, read_tokens, tokenize
 from vtcodec.entropy import Coder
-from vtcodec.imageio import open_image
+from vtcodec.imageio import open_image, prepare
+from vtcodec.metadata import to_chunks
 from vtcodec.tiling import TileGrid
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from tests.icc import display_p3  # noqa: E402
 
 
-def write_golden(name: str, tokens: TokenImage, counts: np.ndarray, model) -> Coder:
-    data = pack_tokens(tokens, counts, model)
+def write_golden(name: str, tokens: TokenImage, counts: np.ndarray, model, chunks=()) -> Coder:
+    data = pack_tokens(tokens, counts, model, chunks)
     stream = read_tokens(data, model)
     (HERE / f"{name}.vtk").write_bytes(data)
     record = {
@@ -39,6 +45,8 @@ def write_golden(name: str, tokens: TokenImage, counts: np.ndarray, model) -> Co
         "tokens": [row[:c].tolist() for row, c in zip(stream.ids, counts, strict=True)],
         "coder": stream.header.coder.name.lower(),
     }
+    if chunks:
+        record["chunks"] = [[tag.decode("ascii"), payload.hex()] for tag, payload in chunks]
     (HERE / f"{name}.tokens.json").write_text(json.dumps(record) + "\n")
     print(f"{name}.vtk: {len(data)} bytes, coder {record['coder']}")
     return stream.header.coder
@@ -53,6 +61,18 @@ def main() -> None:
     k = model.config.max_tokens
     mixed = np.array([(0, 1, 7, 32, k, 64)[i % 6] for i in range(lighthouse.grid.count)])
     write_golden("lighthouse-mixed", lighthouse, mixed, model)
+
+    # One chunk of each kind: a Display P3 profile, EXIF (orientation 6, applied), XMP and an alpha plane.
+    cutout = Image.open(HERE / "lighthouse.png").convert("RGBA")
+    yy, xx = np.mgrid[: cutout.height, : cutout.width]
+    radius = np.hypot((yy - cutout.height / 2) / cutout.height, (xx - cutout.width / 2) / cutout.width)
+    cutout.putalpha(Image.fromarray(np.clip((0.45 - radius) * 2550, 0, 255).astype(np.uint8), "L"))
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "vtcodec golden"
+    cutout.info.update(icc_profile=display_p3(), exif=exif.tobytes(), xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>')
+    prepared = prepare(cutout, "all", "keep")
+    chunked = tokenize(prepared.pixels, model)
+    write_golden("lighthouse-chunks", chunked, np.full(chunked.grid.count, 8), model, to_chunks(prepared.extras))
 
     # Uniformly random tokens cost more under the prior than raw packing: the raw coder's golden.
     rng = np.random.default_rng(7)

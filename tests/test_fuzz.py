@@ -5,12 +5,14 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import vtcodec
 from vtcodec.codec import read_tokens
 from vtcodec.errors import FormatError, UnknownModelError
 
 from .conftest import random_image
+from .icc import display_p3
 
 CASES = 5000
 
@@ -49,7 +51,19 @@ def seeds(tiny_model):
     files = [
         vtcodec.compress(im, tokens=t, model=tiny_model) for im, t in zip(images, [8, 3, [0, 8, 1, 5], 2], strict=True)
     ]
+    # Files with chunks: a colour profile, XMP, EXIF and an alpha plane.
+    cutout = random_image(40, 30, seed=4).convert("RGBA")
+    cutout.putalpha(Image.fromarray((np.arange(40 * 30).reshape(30, 40) % 251).astype(np.uint8), "L"))
+    cutout.info.update(icc_profile=display_p3(), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>", exif=_exif())
+    files.append(vtcodec.compress(cutout, 4, model=tiny_model, metadata="all"))
+    files.append(vtcodec.compress(cutout, 2, model=tiny_model, metadata="exif"))
     return files
+
+
+def _exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 3, "fuzz"
+    return exif.tobytes()
 
 
 def test_fuzzed_files_decode_or_raise_format_error(seeds, tiny_model):
@@ -66,6 +80,8 @@ def test_fuzzed_files_decode_or_raise_format_error(seeds, tiny_model):
             outcomes["model"] += 1
             continue
         assert stream.ids.shape[0] == stream.header.grid[0] * stream.header.grid[1]
+        if stream.extras.alpha is not None:
+            assert stream.extras.alpha.shape == (stream.header.height, stream.header.width)
         assert (stream.ids >= 0).all() and (stream.ids < tiny_model.codebook_size).all()
         outcomes["ok"] += 1
     assert outcomes["format"] > CASES // 2

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from vtcodec.codec import TokenImage, pack_tokens, read_tokens, render
 from vtcodec.decoders import decoder_names
@@ -32,7 +33,7 @@ def load(stem):
 
 def test_golden_files_exist():
     names = {"parrots-t16", "lighthouse-mixed", "noise-raw"}
-    assert {p.name for p in GOLDEN} >= names | {f"{v}-{name}" for name in names for v in FROZEN}
+    assert {p.name for p in GOLDEN} >= names | {f"{v}-{name}" for name in names for v in FROZEN} | {"lighthouse-chunks"}
 
 
 @pytest.mark.parametrize("stem", GOLDEN, ids=lambda p: p.name)
@@ -45,6 +46,7 @@ def test_bytes_to_tokens(stem):
     assert stream.header.coder.name.lower() == record["coder"]
     for row, count, expected in zip(stream.ids, record["counts"], record["tokens"], strict=True):
         assert row[:count].tolist() == expected
+    assert [[t.decode(), d.hex()] for t, d in stream.header.chunks] == record.get("chunks", [])
 
 
 @pytest.mark.parametrize("stem", GOLDEN, ids=lambda p: p.name)
@@ -55,7 +57,21 @@ def test_tokens_to_bytes(stem):
     ids = np.zeros((grid.count, model.config.max_tokens), dtype=np.int64)
     for i, tokens in enumerate(record["tokens"]):
         ids[i, : len(tokens)] = tokens
-    assert pack_tokens(TokenImage(grid, ids), np.array(record["counts"]), model) == data
+    chunks = tuple((tag.encode(), bytes.fromhex(payload)) for tag, payload in record.get("chunks", []))
+    assert pack_tokens(TokenImage(grid, ids), np.array(record["counts"]), model, chunks) == data
+
+
+def test_the_chunk_golden_carries_every_kind_of_chunk():
+    stream = read_tokens((SAMPLES / "lighthouse-chunks.vtk").read_bytes())
+    assert [tag for tag, _ in stream.header.chunks] == [b"iccp", b"exif", b"xmp ", b"alph"]
+    extras = stream.extras
+    assert extras.icc[36:40] == b"acsp" and extras.xmp.startswith(b"<x:xmpmeta")
+    exif = Image.Exif()
+    exif.load(b"Exif\x00\x00" + extras.exif)
+    assert exif[0x0112] == 1 and exif[0x010F] == "vtcodec golden"  # the rotation was applied
+    h, w = extras.alpha.shape
+    assert (w, h) == (stream.header.width, stream.header.height) and extras.alpha.min() == 0
+    assert extras.alpha.max() == 255
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -11,7 +11,6 @@ converts its own shard of the sorted file list and writes its own manifest part.
 from __future__ import annotations
 
 import glob
-import io
 import json
 import os
 import threading
@@ -30,7 +29,8 @@ from vtcodec import codec, container
 from vtcodec.decoders import load_decoder
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
-from vtcodec.imageio import open_image
+from vtcodec.imageio import Prepared, image_file_bytes, prepare, read_image, with_extras
+from vtcodec.metadata import DEFAULT_METADATA, Extras, to_chunks
 from vtcodec.tiling import TileGrid, iter_tile_batches, place_tiles
 from vtcodec.zoo import LoadedModel
 
@@ -206,6 +206,7 @@ class _Pending:
     grid: TileGrid
     bytes_in: int
     started: float
+    extra_chunks: tuple[container.Chunk, ...] = ()  # colour profile, metadata, alpha
     chunks: dict[int, torch.Tensor] = field(default_factory=dict)
     done: int = 0
 
@@ -223,13 +224,17 @@ def encode_many(
     force: bool = False,
     manifest: Path | None = None,
     quiet: bool = False,
+    metadata: str = DEFAULT_METADATA,
+    alpha: str = "keep",
 ) -> Summary:
     """Encode every job's image to ``.vtk``; failures are recorded and the run goes on.
 
     With a token count, tiles of consecutive images share forward passes of
     ``batch_size`` tiles. Budgets and quality targets (``max_bytes``, ``bpp``,
-    ``psnr``) are per image and run image by image.
+    ``psnr``) are per image and run image by image. ``metadata`` and ``alpha`` are
+    as for :func:`vtcodec.codec.encode`.
     """
+    prepare(Image.new("RGB", (1, 1)), metadata, alpha)  # a bad option fails before any file is read
     if batch_size < 1 or threads < 1:
         raise InputError("batch size and jobs must be >= 1")
     targets = [v for v in (tokens, max_bytes, bpp, psnr) if v is not None]
@@ -243,8 +248,8 @@ def encode_many(
     run = _Run(jobs, manifest, quiet, "img")
     todo = run.skip_finished(jobs, lambda path: not force and vtk_is_complete(path, model))
 
-    def load(job: Job) -> tuple[np.ndarray, int]:
-        return np.asarray(open_image(job.source), dtype=np.uint8), job.source.stat().st_size
+    def load(job: Job) -> tuple[Prepared, int]:
+        return prepare(read_image(job.source), metadata, alpha), job.source.stat().st_size
 
     with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
         writes: list[Future] = []
@@ -297,18 +302,20 @@ def encode_many(
                 if item.done == item.grid.count:
                     all_ids = torch.cat([item.chunks[k] for k in sorted(item.chunks)]).numpy().astype(np.int64)
                     counts = np.full(item.grid.count, tokens, dtype=np.int64)
-                    finish(item, codec.pack_tokens(codec.TokenImage(item.grid, all_ids), counts, model), counts, {})
+                    token_image = codec.TokenImage(item.grid, all_ids)
+                    finish(item, codec.pack_tokens(token_image, counts, model, item.extra_chunks), counts, {})
             queue, queued = [], 0
 
         for job, future in _prefetch(loaders, load, todo, depth=2 * threads):
             started = time.perf_counter()
             try:
-                pixels, size = future.result()
+                prepared, size = future.result()
+                pixels = prepared.pixels
                 height, width = pixels.shape[:2]
                 grid = TileGrid(width, height, model.config.tile_size)
-                item = _Pending(job, grid, size, started)
+                item = _Pending(job, grid, size, started, to_chunks(prepared.extras))
                 if not uniform:
-                    result = codec.encode(pixels, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model)
+                    result = codec.encode(prepared, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model)
                     extra = {} if result.psnr is None else {"psnr": round(result.psnr, 3)}
                     finish(item, result.data, result.counts, extra)
                     continue
@@ -358,9 +365,9 @@ def decode_many(
     with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
         writes: list[Future] = []
 
-        def save(job: Job, canvas: np.ndarray, size: int, started: float) -> None:
+        def save(job: Job, canvas: np.ndarray, size: int, started: float, extras: Extras) -> None:
             def write() -> int:
-                data = image_file_bytes(Image.fromarray(canvas, "RGB"), job.output)
+                data = image_file_bytes(with_extras(canvas, extras), job.output)
                 write_atomic(job.output, data, force=True)
                 return len(data)
 
@@ -403,7 +410,7 @@ def decode_many(
                 row += len(part)
                 state["done"] += len(part)
                 if state["done"] == state["grid"].count:
-                    save(state["job"], state["canvas"], state["size"], state["started"])
+                    save(state["job"], state["canvas"], state["size"], state["started"], state["extras"])
             queue, queued = [], 0
 
         for job, future in _prefetch(loaders, load, todo, depth=2 * threads):
@@ -419,7 +426,7 @@ def decode_many(
                 chosen = load_decoder(stream.model, decoder)
                 if chosen.context != "tile":
                     pixels = chosen.render(stream.ids, counts, grid)
-                    save(job, np.ascontiguousarray(pixels), size, started)
+                    save(job, np.ascontiguousarray(pixels), size, started, stream.extras)
                     continue
                 state = {
                     "job": job,
@@ -428,6 +435,7 @@ def decode_many(
                     "started": started,
                     "done": 0,
                     "canvas": np.empty((grid.height, grid.width, 3), dtype=np.uint8),
+                    "extras": stream.extras,
                 }
                 for first in range(0, grid.count, batch_size):
                     stop = min(first + batch_size, grid.count)
@@ -441,25 +449,6 @@ def decode_many(
         for future in writes:
             future.exception()
     return run.close()
-
-
-def image_file_bytes(image: Image.Image, path: Path) -> bytes:
-    """``image`` encoded in the format that ``path``'s suffix names, or :class:`InputError`."""
-    buffer = io.BytesIO()
-    try:
-        image.save(buffer, format=image_format_for(path))
-    except (KeyError, ValueError, OSError) as exc:
-        raise InputError(f"{path}: cannot write this image format ({exc})") from None
-    return buffer.getvalue()
-
-
-def image_format_for(path: Path) -> str:
-    """The Pillow format name for an output suffix, or :class:`InputError`."""
-    Image.init()
-    fmt = Image.EXTENSION.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{path}: unknown image suffix {path.suffix!r} (try .png)")
-    return fmt
 
 
 def _message(job: Job, exc: BaseException) -> str:

@@ -9,14 +9,14 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
 from vtcodec import batch, codec, container
 from vtcodec.decoders import decoder_names
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_writable, read_input, write_atomic
-from vtcodec.imageio import IMAGE_SUFFIXES, open_image
+from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, prepare, read_image
+from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, from_chunks
 from vtcodec.zoo import find_model, load_model, resolve_device
 
 _python_show_warning = warnings.showwarning
@@ -119,6 +119,19 @@ def encode(
     manifest: ManifestOption = None,
     quiet: QuietOption = False,
     max_pixels: MaxPixelsOption = None,
+    keep_metadata: Annotated[
+        str,
+        typer.Option(
+            "--metadata",
+            help="Keep: all, none, or a comma list of icc, exif, xmp. A profile not kept is converted to sRGB.",
+        ),
+    ] = DEFAULT_METADATA,
+    alpha: Annotated[
+        str, typer.Option("--alpha", help="keep: store transparency losslessly; drop: composite over white.")
+    ] = "keep",
+    frame: Annotated[
+        Optional[int], typer.Option("--frame", min=0, help="The frame to code from an animated or multi-page file.")
+    ] = None,
 ) -> None:
     """Compress images into .vtk files (one target: --tokens, --bytes, --bpp or --psnr).
 
@@ -144,24 +157,30 @@ def encode(
             force=force,
             manifest=batch.manifest_part(manifest, rank, world),
             quiet=quiet,
+            metadata=keep_metadata,
+            alpha=alpha,
         )
         _report(summary, rank, world)
         return
     image = Path(images[0])
     out = output or image.with_suffix(".vtk")
     check_writable(out, force)
-    pixels = open_image(image)
-    result = codec.encode(np.asarray(pixels), tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=loaded)
+    prepared = prepare(read_image(image, frame), keep_metadata, alpha)
+    result = codec.encode(prepared, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=loaded)
     write_atomic(out, result.data, force=force)
     size = len(result.data)
-    summary = (
-        f"{out}: {size} bytes, {8 * size / (pixels.width * pixels.height):.4f} bpp, {pixels.width}x{pixels.height}"
-    )
+    height, width = prepared.pixels.shape[:2]
+    summary = f"{out}: {size} bytes, {8 * size / (width * height):.4f} bpp, {width}x{height}"
+    if prepared.extras.alpha is not None:
+        summary += ", with alpha"
     if result.psnr is not None:
         summary += f", {result.psnr:.2f} dB"
     typer.echo(summary, err=True)
     if not result.target_met:
         typer.echo(f"vtcodec: warning: {psnr} dB is out of reach; wrote the best file (all tokens)", err=True)
+    if prepared.dropped:
+        items = ", ".join(f"{ITEM_NAMES[k]} ({v} bytes)" for k, v in prepared.dropped.items())
+        typer.echo(f"vtcodec: note: not kept: {items}; keep them with --metadata", err=True)
 
 
 @app.command()
@@ -196,7 +215,7 @@ def decode(
         rank, world = batch.shard()
         out_dir = _batch_output_dir(output)
         suffix = "." + image_format.lstrip(".").lower()
-        batch.image_format_for(Path("x" + suffix))
+        image_format_for(Path("x" + suffix))
 
         def name(p: Path) -> Path:
             return p.with_suffix(suffix) if out_dir is not None else p.with_name(p.stem + ".decoded" + suffix)
@@ -221,8 +240,8 @@ def decode(
     check_writable(out, force)
     stream = codec.read_tokens(read_input(file), models=[model] if model else [], device=target)
     image = codec.render(stream, tokens, decoder)
-    write_atomic(out, batch.image_file_bytes(image, out), force=force)
-    typer.echo(f"{out}: {image.width}x{image.height}", err=True)
+    write_atomic(out, image_file_bytes(image, out), force=force)
+    typer.echo(f"{out}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
 
 
 @app.command()
@@ -252,6 +271,7 @@ def info(
         "model_id": header.model_id.hex(),
         "decoders": decoders,
         "format_version": header.version,
+        "chunks": _chunk_records(header),
     }
     if as_json:
         typer.echo(json.dumps(record))
@@ -265,6 +285,27 @@ def info(
     )
     if decoders:
         typer.echo(f"decoders: {decoders[0]} (default)" + "".join(f", {name}" for name in decoders[1:]))
+    if record["chunks"]:
+        items = [
+            f"{ITEM_NAMES.get(c['item'], c['tag'])} {c['size']} bytes ({c['bytes']} stored)" for c in record["chunks"]
+        ]
+        typer.echo("carries: " + ", ".join(items))
+
+
+ITEM_NAMES = {"icc": "colour profile", "exif": "EXIF", "xmp": "XMP", "alpha": "alpha plane"}
+
+
+def _chunk_records(header: container.Header) -> list[dict]:
+    """Each chunk: its tag, what it holds, its bytes in the file and its size decoded (checked, as on decode)."""
+    extras = from_chunks(header.chunks, header.width, header.height)
+    sizes = extras.items()
+    kinds = {v: k for k, v in {**METADATA_KINDS, "alpha": ALPHA}.items()}
+    records = []
+    for tag, data in header.chunks:
+        item = kinds.get(tag)
+        size = sizes.get(item) if item else None
+        records.append({"tag": tag.decode("ascii"), "item": item, "bytes": len(data), "size": size})
+    return records
 
 
 @app.command()

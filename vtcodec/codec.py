@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,8 @@ from PIL import Image
 from vtcodec import container, entropy, rate
 from vtcodec.decoders import Decoder, load_decoder
 from vtcodec.errors import InputError, UnknownModelError
-from vtcodec.imageio import to_rgb
+from vtcodec.imageio import Prepared, prepare, to_rgb, with_extras
+from vtcodec.metadata import DEFAULT_METADATA, Extras, from_chunks, to_chunks
 from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches
 from vtcodec.zoo import LoadedModel, find_model, load_model
 
@@ -20,6 +21,8 @@ DEFAULT_TOKENS = 64
 
 ModelSpec = LoadedModel | str | Path | None
 DecoderSpec = Decoder | str | Path | None  # a decoder, its registered name or its file; None: the default
+ImageInput = Image.Image | np.ndarray | Prepared
+Chunks = tuple[container.Chunk, ...]
 
 
 def _decoder(model: LoadedModel, decoder: DecoderSpec) -> Decoder:
@@ -30,14 +33,27 @@ def _resolve(model: ModelSpec) -> LoadedModel:
     return model if isinstance(model, LoadedModel) else load_model(model)
 
 
-def _as_pixels(image: Image.Image | np.ndarray) -> np.ndarray:
+def _as_pixels(image: ImageInput) -> np.ndarray:
+    if isinstance(image, Prepared):
+        return image.pixels
     if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise InputError("arrays must be uint8 with shape (height, width, 3)")
-        return image
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise InputError("arrays must be uint8 with shape (height, width, 3), or 4 with alpha")
+        return image[..., :3]
     if not isinstance(image, Image.Image):
         raise InputError(f"expected a PIL image or a uint8 array, got {type(image).__name__}")
     return np.asarray(to_rgb(image), dtype=np.uint8)
+
+
+def _prepared(image: ImageInput, keep: str | frozenset[str], alpha: str) -> Prepared:
+    """Pixels and extras of an image, a uint8 array (RGB or RGBA) or an already prepared image."""
+    if isinstance(image, Prepared):
+        return image
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2:] == (4,) and image.dtype == np.uint8:
+        image = Image.fromarray(np.ascontiguousarray(image), "RGBA")
+    if isinstance(image, Image.Image):
+        return prepare(image, keep, alpha)
+    return Prepared(_as_pixels(image))
 
 
 @dataclass(frozen=True)
@@ -73,17 +89,28 @@ def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -
     return counts
 
 
-def pack_tokens(tokens: TokenImage, counts: np.ndarray, model: LoadedModel) -> bytes:
-    """Entropy-code the first ``counts[i]`` tokens of each tile into a ``.vtk`` byte string."""
+def pack_tokens(tokens: TokenImage, counts: np.ndarray, model: LoadedModel, chunks: Chunks = ()) -> bytes:
+    """Entropy-code the first ``counts[i]`` tokens of each tile into a ``.vtk`` byte string with ``chunks``."""
     coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior, model.context)
     g = tokens.grid
-    header = container.Header(model.model_id, g.width, g.height, g.tile, counts, coder)
+    header = container.Header(model.model_id, g.width, g.height, g.tile, counts, coder, chunks=tuple(chunks))
     return container.pack(header, payload)
 
 
-def smallest_file_bytes(grid: TileGrid, model: LoadedModel) -> int:
+def smallest_file_bytes(grid: TileGrid, model: LoadedModel, chunks: Chunks = ()) -> int:
     """Bytes of a file with no tokens at all: the floor of any budget."""
-    return len(pack_tokens(TokenImage(grid, np.zeros((grid.count, 0), dtype=np.int64)), np.zeros(grid.count), model))
+    empty = TokenImage(grid, np.zeros((grid.count, 0), dtype=np.int64))
+    return len(pack_tokens(empty, np.zeros(grid.count), model, chunks))
+
+
+def _check_budget(budget: int, grid: TileGrid, model: LoadedModel, chunks: Chunks) -> int:
+    """The smallest file's bytes; :class:`InputError` if ``budget`` is below them."""
+    floor = smallest_file_bytes(grid, model, chunks)
+    if budget < floor:
+        extra = floor - smallest_file_bytes(grid, model)
+        why = f", {extra} of them for the colour profile, metadata and alpha" if extra else ""
+        raise InputError(f"a budget of {budget} bytes is below the smallest possible file ({floor} bytes{why})")
+    return floor
 
 
 @dataclass(frozen=True)
@@ -103,30 +130,29 @@ def fit_bytes(
     budget: int,
     table: rate.RDTable | None = None,
     decoder: DecoderSpec = None,
+    chunks: Chunks = (),
 ) -> EncodeResult:
-    """RD-allocated file of at most ``budget`` bytes (``table`` may be passed in to reuse measurements)."""
-    floor = smallest_file_bytes(tokens.grid, model)
-    if budget < floor:
-        raise InputError(f"a budget of {budget} bytes is below the smallest possible file ({floor} bytes)")
+    """RD-allocated file of at most ``budget`` bytes, ``chunks`` included (``table`` may be reused)."""
+    floor = _check_budget(budget, tokens.grid, model, chunks)
     table = table if table is not None else rate.measure(pixels, tokens, model, _decoder(model, decoder))
     overhead = floor + tokens.grid.count + 3  # per-tile counts and a longer payload-length varint
     target_bits = 8.0 * (budget - overhead)
     while True:
         counts = rate.allocate_for_bits(table, max(target_bits, 0.0))
-        data = pack_tokens(tokens, counts, model)
+        data = pack_tokens(tokens, counts, model, chunks)
         if len(data) <= budget:
             return EncodeResult(data, counts)
         target_bits -= 8.0 * (len(data) - budget) + 8.0
 
 
-def fit_uniform_bytes(tokens: TokenImage, model: LoadedModel, budget: int) -> EncodeResult | None:
+def fit_uniform_bytes(tokens: TokenImage, model: LoadedModel, budget: int, chunks: Chunks = ()) -> EncodeResult | None:
     """The same token count in every tile, the largest whose file fits ``budget`` (None if none does)."""
     best = None
     lo, hi = 0, model.config.max_tokens
     while lo <= hi:
         mid = (lo + hi) // 2
         counts = np.full(tokens.grid.count, mid)
-        data = pack_tokens(tokens, counts, model)
+        data = pack_tokens(tokens, counts, model, chunks)
         if len(data) <= budget:
             best, lo = EncodeResult(data, counts), mid + 1
         else:
@@ -135,7 +161,7 @@ def fit_uniform_bytes(tokens: TokenImage, model: LoadedModel, budget: int) -> En
 
 
 def _fit_psnr(
-    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, target_db: float, decoder: Decoder
+    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, target_db: float, decoder: Decoder, chunks: Chunks
 ) -> EncodeResult:
     table = rate.measure(pixels, tokens, model, decoder)
     max_sse = 3 * table.pixels * 255.0**2 / 10 ** (target_db / 10)
@@ -149,10 +175,10 @@ def _fit_psnr(
             break
         quality = achieved(counts)
         if quality >= target_db:
-            return EncodeResult(pack_tokens(tokens, counts, model), counts, True, quality)
+            return EncodeResult(pack_tokens(tokens, counts, model, chunks), counts, True, quality)
         max_sse *= 0.995  # neighbours at other lengths, float noise between layouts: tighten and retry
     counts = np.full(tokens.grid.count, model.config.max_tokens)
-    return EncodeResult(pack_tokens(tokens, counts, model), counts, False, achieved(counts))
+    return EncodeResult(pack_tokens(tokens, counts, model, chunks), counts, False, achieved(counts))
 
 
 def psnr_rgb(pixels: np.ndarray, image: Image.Image | np.ndarray) -> float:
@@ -162,7 +188,7 @@ def psnr_rgb(pixels: np.ndarray, image: Image.Image | np.ndarray) -> float:
 
 
 def encode(
-    image: Image.Image | np.ndarray,
+    image: ImageInput,
     tokens: int | list[int] | None = None,
     *,
     max_bytes: int | None = None,
@@ -170,6 +196,8 @@ def encode(
     psnr: float | None = None,
     model: ModelSpec = None,
     decoder: DecoderSpec = None,
+    metadata: str | frozenset[str] = DEFAULT_METADATA,
+    alpha: str = "keep",
 ) -> EncodeResult:
     """Encode to one target: ``tokens`` per tile, a byte budget, a bpp budget, or a PSNR floor.
 
@@ -178,6 +206,10 @@ def encode(
     the token space's default decoder). With ``psnr``, the result is the
     smallest file found whose decoded PSNR-RGB is >= ``psnr``; if even all tokens
     miss it, ``target_met`` is False and the file keeps every token.
+
+    ``metadata`` (``all``, ``none`` or a comma list of ``icc``, ``exif``, ``xmp``) and
+    ``alpha`` (``keep`` or ``drop``) say what travels beside the pixels
+    (``vtcodec.imageio.prepare``); budgets count their bytes.
     """
     chosen = [
         name for name, v in (("tokens", tokens), ("bytes", max_bytes), ("bpp", bpp), ("psnr", psnr)) if v is not None
@@ -185,25 +217,29 @@ def encode(
     if len(chosen) > 1:
         raise InputError(f"use only one of tokens, bytes, bpp, psnr (got {', '.join(chosen)})")
     loaded = _resolve(model)
-    pixels = _as_pixels(image)
+    prepared = _prepared(image, metadata, alpha)
+    pixels = prepared.pixels
+    chunks = to_chunks(prepared.extras)
     height, width = pixels.shape[:2]
+    grid = TileGrid(width, height, loaded.config.tile_size)
     if max_bytes is None and bpp is None and psnr is None:  # check the counts before running the network
         if tokens is None:
             tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens)
-        counts = _counts(tokens, TileGrid(width, height, loaded.config.tile_size).count, loaded.config.max_tokens)
-        return EncodeResult(pack_tokens(tokenize(pixels, loaded), counts, loaded), counts)
-    token_image = tokenize(pixels, loaded)
+        counts = _counts(tokens, grid.count, loaded.config.max_tokens)
+        return EncodeResult(pack_tokens(tokenize(pixels, loaded), counts, loaded, chunks), counts)
     if bpp is not None:
         if not bpp > 0:
             raise InputError("bpp must be positive")
         max_bytes = int(bpp * width * height / 8)
     if max_bytes is not None:
-        return fit_bytes(pixels, token_image, loaded, int(max_bytes), decoder=decoder)
-    return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder))
+        _check_budget(int(max_bytes), grid, loaded, chunks)
+        return fit_bytes(pixels, tokenize(pixels, loaded), loaded, int(max_bytes), decoder=decoder, chunks=chunks)
+    token_image = tokenize(pixels, loaded)
+    return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder), chunks)
 
 
 def compress(
-    image: Image.Image | np.ndarray,
+    image: ImageInput,
     tokens: int | list[int] | None = None,
     *,
     max_bytes: int | None = None,
@@ -211,13 +247,25 @@ def compress(
     psnr: float | None = None,
     model: ModelSpec = None,
     decoder: DecoderSpec = None,
+    metadata: str | frozenset[str] = DEFAULT_METADATA,
+    alpha: str = "keep",
 ) -> bytes:
-    """Encode an image into ``.vtk`` bytes; see :func:`encode` for the targets.
+    """Encode an image into ``.vtk`` bytes; see :func:`encode` for the targets, metadata and alpha.
 
     ``tokens`` is tokens per tile (an int, or one per tile); with no target at all
     it is ``DEFAULT_TOKENS`` (or all of a model's tokens if it has fewer).
     """
-    return encode(image, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model, decoder=decoder).data
+    return encode(
+        image,
+        tokens,
+        max_bytes=max_bytes,
+        bpp=bpp,
+        psnr=psnr,
+        model=model,
+        decoder=decoder,
+        metadata=metadata,
+        alpha=alpha,
+    ).data
 
 
 @dataclass(frozen=True)
@@ -227,6 +275,7 @@ class DecodedStream:
     header: container.Header
     ids: np.ndarray  # (tiles, max count), zero past each tile's count
     model: LoadedModel
+    extras: Extras = field(default_factory=Extras)  # colour profile, metadata and alpha from the file's chunks
 
 
 def read_tokens(
@@ -249,8 +298,9 @@ def read_tokens(
         raise container.FormatError("corrupt file: tile size does not match the model")
     if header.token_counts.size and header.token_counts.max() > loaded.config.max_tokens:
         raise container.FormatError("corrupt file: more tokens per tile than the model has")
+    extras = from_chunks(header.chunks, header.width, header.height)
     ids = entropy.decode_stream(header.coder, payload, header.token_counts, loaded.prior, loaded.context)
-    return DecodedStream(header, ids, loaded)
+    return DecodedStream(header, ids, loaded, extras)
 
 
 def render(stream: DecodedStream, tokens: int | None = None, decoder: DecoderSpec = None) -> Image.Image:
@@ -264,13 +314,16 @@ def render(stream: DecodedStream, tokens: int | None = None, decoder: DecoderSpe
     counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
     grid = TileGrid(header.width, header.height, header.tile_size)
     pixels = _decoder(stream.model, decoder).render(stream.ids, counts, grid)
-    return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+    return with_extras(pixels, stream.extras)
 
 
 def decompress(
     data: bytes, tokens: int | None = None, model: ModelSpec = None, decoder: DecoderSpec = None
 ) -> Image.Image:
-    """Decode ``.vtk`` bytes into an RGB image of the original size, with ``decoder`` (default: the best)."""
+    """Decode ``.vtk`` bytes into an image of the original size, with ``decoder`` (default: the best).
+
+    RGB, or RGBA when the file keeps an alpha plane; a kept colour profile, EXIF and XMP are in ``info``.
+    """
     return render(read_tokens(data, model), tokens, decoder)
 
 
@@ -288,18 +341,17 @@ def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = 
     grid = TileGrid(stream.header.width, stream.header.height, stream.header.tile_size)
     original = stream.header.token_counts
     token_image = TokenImage(grid, stream.ids)
+    chunks = stream.header.chunks  # every chunk stays, unknown ones too
     if tokens is not None:
         if tokens < 0:
             raise InputError("tokens must be >= 0")
-        return pack_tokens(token_image, np.minimum(original, tokens), stream.model)
-    floor = smallest_file_bytes(grid, stream.model)
-    if max_bytes < floor:
-        raise InputError(f"a budget of {max_bytes} bytes is below the smallest possible file ({floor} bytes)")
+        return pack_tokens(token_image, np.minimum(original, tokens), stream.model, chunks)
+    _check_budget(max_bytes, grid, stream.model, chunks)
     if len(data) <= max_bytes:
         return bytes(data)
 
     def size(counts: np.ndarray) -> int:
-        return len(pack_tokens(token_image, counts, stream.model))
+        return len(pack_tokens(token_image, counts, stream.model, chunks))
 
     lo, hi = 0, int(original.max())  # largest cap that fits: size(min(original, lo)) <= max_bytes
     while lo < hi:
@@ -314,4 +366,4 @@ def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = 
         trial[i] += 1
         if size(trial) <= max_bytes:
             counts = trial
-    return pack_tokens(token_image, counts, stream.model)
+    return pack_tokens(token_image, counts, stream.model, chunks)

@@ -3,6 +3,7 @@
 magic "VTK" | version u8 | flags u8 | model id (8 bytes)
 | width varint | height varint | tile_size/16 varint
 | token counts (one varint if uniform, else one per tile)
+| [chunks, if flag bit 3: count varint, then per chunk: tag (4 ASCII bytes) | length varint | data]
 | payload length varint | payload | CRC-32 (u32 LE) of everything before it
 """
 
@@ -23,7 +24,8 @@ MODEL_ID_BYTES = 8
 FLAG_RANGE_CODER = 0x01
 FLAG_UNIFORM_COUNTS = 0x02
 FLAG_CONTEXT_PRIOR = 0x04  # with FLAG_RANGE_CODER: the digit-context prior (coder 2)
-_KNOWN_FLAGS = FLAG_RANGE_CODER | FLAG_UNIFORM_COUNTS | FLAG_CONTEXT_PRIOR
+FLAG_CHUNKS = 0x08  # optional chunks (colour profile, metadata, alpha) follow the token counts
+_KNOWN_FLAGS = FLAG_RANGE_CODER | FLAG_UNIFORM_COUNTS | FLAG_CONTEXT_PRIOR | FLAG_CHUNKS
 _CODER_FLAGS = {
     Coder.RAW: 0,
     Coder.RANGE: FLAG_RANGE_CODER,
@@ -32,6 +34,22 @@ _CODER_FLAGS = {
 MAX_SIDE = 1 << 20
 MAX_VARINT_BYTES = 10
 MAX_TOKENS = 1 << 16  # per tile; any model's K is far below
+MAX_CHUNKS = 16
+MAX_CHUNK_BYTES = 1 << 26  # 64 MiB; each kind of chunk has its own, tighter limit (vtcodec.metadata)
+TAG_BYTES = 4
+_TAG_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
+
+Chunk = tuple[bytes, bytes]  # (tag, data)
+
+
+def is_critical(tag: bytes) -> bool:
+    """A chunk whose tag starts with an upper-case letter must be understood; others may be skipped."""
+    return 65 <= tag[0] <= 90
+
+
+def check_tag(tag: bytes) -> None:
+    if len(tag) != TAG_BYTES or not set(tag) <= _TAG_CHARACTERS or tag[0] == 32:
+        raise ValueError(f"a chunk tag is 4 ASCII letters or spaces, starting with a letter; got {tag!r}")
 
 
 def pixel_limit() -> int | None:
@@ -56,6 +74,11 @@ class Header:
     token_counts: np.ndarray
     coder: Coder
     version: int = FORMAT_VERSION
+    chunks: tuple[Chunk, ...] = ()  # in file order; tags unique
+
+    def chunk(self, tag: bytes) -> bytes | None:
+        """The data of the chunk ``tag``, or None."""
+        return next((data for t, data in self.chunks if t == tag), None)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -120,6 +143,7 @@ def pack(header: Header, payload: bytes) -> bytes:
         raise ValueError("one token count per tile is required")
     uniform = bool(np.all(counts == counts[0]))
     flags = _CODER_FLAGS[Coder(header.coder)] | (FLAG_UNIFORM_COUNTS if uniform else 0)
+    flags |= FLAG_CHUNKS if header.chunks else 0
     if header.tile_size % 16:
         raise ValueError("tile size must be a multiple of 16")
     out = bytearray(MAGIC)
@@ -127,9 +151,43 @@ def pack(header: Header, payload: bytes) -> bytes:
     out += write_varint(header.width) + write_varint(header.height) + write_varint(header.tile_size // 16)
     for count in counts[:1] if uniform else counts:
         out += write_varint(int(count))
+    if header.chunks:
+        out += _pack_chunks(header.chunks)
     out += write_varint(len(payload)) + payload
     out += struct.pack("<I", zlib.crc32(out))
     return bytes(out)
+
+
+def _pack_chunks(chunks: tuple[Chunk, ...]) -> bytes:
+    if len(chunks) > MAX_CHUNKS:
+        raise ValueError(f"at most {MAX_CHUNKS} chunks")
+    if len({tag for tag, _ in chunks}) != len(chunks):
+        raise ValueError("chunk tags must be unique")
+    out = bytearray(write_varint(len(chunks)))
+    for tag, data in chunks:
+        check_tag(tag)
+        if len(data) > MAX_CHUNK_BYTES:
+            raise ValueError(f"a chunk holds at most {MAX_CHUNK_BYTES} bytes")
+        out += tag + write_varint(len(data)) + data
+    return bytes(out)
+
+
+def _read_chunks(reader: _Reader) -> tuple[Chunk, ...]:
+    count = reader.varint(MAX_CHUNKS)
+    if count == 0:
+        raise FormatError("corrupt file: empty chunk list")
+    chunks: list[Chunk] = []
+    for _ in range(count):
+        tag = reader.take(TAG_BYTES)
+        try:
+            check_tag(tag)
+        except ValueError:
+            raise FormatError("corrupt file: bad chunk tag") from None
+        if any(tag == t for t, _ in chunks):
+            raise FormatError(f"corrupt file: chunk {tag.decode()!r} twice")
+        length = reader.varint(MAX_CHUNK_BYTES)
+        chunks.append((tag, reader.take(length)))
+    return tuple(chunks)
 
 
 def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
@@ -174,11 +232,18 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
         counts = np.array([reader.varint(MAX_TOKENS) for _ in range(tiles)], dtype=np.int64)
     if max_tokens is not None and counts.size and counts.max() > max_tokens:
         raise FormatError(f"corrupt file: more than {max_tokens} tokens in a tile")
+    chunks = _read_chunks(reader) if flags & FLAG_CHUNKS else ()
     payload_length = reader.varint(len(data))
     if reader.pos + payload_length != body_end:
         raise FormatError("corrupt file: payload length does not match the file size (truncated or extended)")
     if zlib.crc32(data[:body_end]) != stored_crc:
         raise FormatError("corrupt file: CRC-32 mismatch")
     payload = data[reader.pos : body_end]
-    header = Header(model_id, width, height, tile_size, counts, coders[coder_flags], version)
+    header = Header(model_id, width, height, tile_size, counts, coders[coder_flags], version, chunks)
+    unknown = [tag.decode() for tag, _ in chunks if is_critical(tag) and tag not in KNOWN_CRITICAL]
+    if unknown:
+        raise FormatError(f"the file needs chunk {unknown[0]!r}, which this vtcodec does not know (a newer version?)")
     return header, payload
+
+
+KNOWN_CRITICAL: frozenset[bytes] = frozenset()  # every chunk this version writes may be skipped

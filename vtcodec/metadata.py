@@ -1,0 +1,164 @@
+"""What travels beside the tokens: colour profile, EXIF, XMP and the alpha plane.
+
+Each is an optional container chunk (``format-spec/vtk-v1.md``, "Chunks"):
+
+- ``iccp``, ``exif``, ``xmp `` hold a method byte (0: stored, 1: zlib) and the
+  item's bytes, which come back exactly. EXIF is the TIFF stream (a JPEG's
+  ``Exif\\0\\0`` prefix is not part of it), with its orientation set to 1 when the
+  rotation was applied to the pixels.
+- ``alph`` holds the alpha plane losslessly: a filter byte (0: none, 1: each byte
+  minus its left neighbour, mod 256) and the zlib stream of the filtered
+  ``height x width`` bytes, rows top to bottom.
+
+:class:`Extras` is the decoded form; :func:`to_chunks` and :func:`from_chunks`
+convert, and check every limit, so that a corrupt chunk is a :class:`FormatError`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vtcodec.errors import FormatError, InputError
+
+ICC, EXIF, XMP, ALPHA = b"iccp", b"exif", b"xmp ", b"alph"
+METADATA_KINDS = {"icc": ICC, "exif": EXIF, "xmp": XMP}
+DEFAULT_METADATA = "none"  # profiles are converted to sRGB instead (vtcodec.imageio)
+MAX_METADATA_BYTES = 1 << 24  # 16 MiB per item, stored or decompressed
+EXIF_PREFIX = b"Exif\x00\x00"
+ORIENTATION_TAG = 0x0112
+_STORED, _ZLIB = 0, 1
+_FILTER_NONE, _FILTER_LEFT = 0, 1
+
+
+@dataclass(frozen=True)
+class Extras:
+    """A coded image's colour profile, metadata and alpha plane (each None when absent)."""
+
+    icc: bytes | None = None
+    exif: bytes | None = None  # the TIFF stream, without the "Exif\0\0" prefix
+    xmp: bytes | None = None
+    alpha: np.ndarray | None = None  # (height, width) uint8
+
+    def items(self) -> dict[str, int]:
+        """What the image carries and the bytes of each item before compression."""
+        out = {name: len(value) for name, value in (("icc", self.icc), ("exif", self.exif), ("xmp", self.xmp)) if value}
+        if self.alpha is not None:
+            out["alpha"] = int(self.alpha.size)
+        return out
+
+
+def parse_metadata(spec: str | Iterable[str]) -> frozenset[str]:
+    """``all``, ``none`` or a comma list of ``icc``, ``exif``, ``xmp`` -> the set of kinds to keep."""
+    names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    names = [n for n in names if n]
+    if names == ["all"]:
+        return frozenset(METADATA_KINDS)
+    if names == ["none"] or not names:
+        return frozenset()
+    unknown = [n for n in names if n not in METADATA_KINDS]
+    if unknown:
+        raise InputError(f"unknown metadata {unknown[0]!r} (use all, none, or a comma list of icc, exif, xmp)")
+    return frozenset(names)
+
+
+def _pack_item(data: bytes) -> bytes:
+    if len(data) > MAX_METADATA_BYTES:
+        raise InputError(f"metadata item of {len(data)} bytes; at most {MAX_METADATA_BYTES} are kept")
+    packed = zlib.compress(data, 9)
+    return bytes([_ZLIB]) + packed if len(packed) < len(data) else bytes([_STORED]) + data
+
+
+def _inflate(data: bytes, size: int | None, limit: int, what: str) -> bytes:
+    """zlib-decompress ``data`` to at most ``limit`` bytes (exactly ``size`` if given)."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise FormatError(f"corrupt file: bad {what} chunk") from None
+    if len(out) > limit or not inflater.eof or inflater.unused_data or (size is not None and len(out) != size):
+        raise FormatError(f"corrupt file: bad {what} chunk")
+    return out
+
+
+def _unpack_item(data: bytes, what: str) -> bytes:
+    if not data:
+        raise FormatError(f"corrupt file: empty {what} chunk")
+    if data[0] == _STORED:
+        if len(data) - 1 > MAX_METADATA_BYTES:
+            raise FormatError(f"corrupt file: {what} chunk over {MAX_METADATA_BYTES} bytes")
+        return data[1:]
+    if data[0] == _ZLIB:
+        return _inflate(data[1:], None, MAX_METADATA_BYTES, what)
+    raise FormatError(f"corrupt file: unknown {what} chunk method {data[0]}")
+
+
+def _pack_alpha(alpha: np.ndarray) -> bytes:
+    plane = np.ascontiguousarray(alpha, dtype=np.uint8)
+    left = plane.copy()
+    left[:, 1:] -= plane[:, :-1]  # uint8 arithmetic wraps mod 256
+    candidates = [bytes([f]) + zlib.compress(p.tobytes(), 9) for f, p in ((_FILTER_NONE, plane), (_FILTER_LEFT, left))]
+    return min(candidates, key=len)
+
+
+def _unpack_alpha(data: bytes, width: int, height: int) -> np.ndarray:
+    if not data or data[0] not in (_FILTER_NONE, _FILTER_LEFT):
+        raise FormatError("corrupt file: bad alpha chunk")
+    plane = np.frombuffer(_inflate(data[1:], width * height, width * height, "alpha"), dtype=np.uint8)
+    plane = plane.reshape(height, width)
+    if data[0] == _FILTER_LEFT:
+        plane = np.cumsum(plane, axis=1, dtype=np.uint64).astype(np.uint8)  # sum mod 256 undoes the filter
+    return plane
+
+
+def to_chunks(extras: Extras) -> tuple[tuple[bytes, bytes], ...]:
+    """The container chunks of ``extras``, in a fixed order: profile, EXIF, XMP, alpha."""
+    items = ((ICC, extras.icc), (EXIF, extras.exif), (XMP, extras.xmp))
+    chunks = [(tag, _pack_item(value)) for tag, value in items if value]
+    if extras.alpha is not None:
+        chunks.append((ALPHA, _pack_alpha(extras.alpha)))
+    return tuple(chunks)
+
+
+def from_chunks(chunks: Iterable[tuple[bytes, bytes]], width: int, height: int) -> Extras:
+    """The extras of a file's chunks (unknown ones skipped); :class:`FormatError` if one is corrupt."""
+    items: dict[bytes, bytes] = dict(chunks)
+    alpha = _unpack_alpha(items[ALPHA], width, height) if ALPHA in items else None
+    names = {ICC: "colour profile", EXIF: "EXIF", XMP: "XMP"}
+    values = {tag: _unpack_item(items[tag], name) for tag, name in names.items() if tag in items}
+    return Extras(values.get(ICC), values.get(EXIF), values.get(XMP), alpha)
+
+
+def strip_exif_prefix(exif: bytes) -> bytes:
+    return exif[len(EXIF_PREFIX) :] if exif.startswith(EXIF_PREFIX) else exif
+
+
+def reset_orientation(exif: bytes) -> bytes:
+    """``exif`` (a TIFF stream) with its orientation tag set to 1, every other byte unchanged.
+
+    Returns ``exif`` unchanged if it has no orientation tag; raises ValueError if it is no TIFF stream.
+    """
+    if exif[:4] == b"II*\x00":
+        order = "<"
+    elif exif[:4] == b"MM\x00*":
+        order = ">"
+    else:
+        raise ValueError("not a TIFF stream")
+    (ifd,) = struct.unpack(order + "I", exif[4:8])
+    if ifd + 2 > len(exif):
+        raise ValueError("IFD0 out of range")
+    (count,) = struct.unpack(order + "H", exif[ifd : ifd + 2])
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        if entry + 12 > len(exif):
+            raise ValueError("IFD0 entry out of range")
+        tag, kind, n = struct.unpack(order + "HHI", exif[entry : entry + 8])
+        if tag == ORIENTATION_TAG and kind == 3 and n == 1:  # SHORT, one value, stored in the entry
+            out = bytearray(exif)
+            out[entry + 8 : entry + 10] = struct.pack(order + "H", 1)
+            return bytes(out)
+    return exif

@@ -134,8 +134,7 @@ def main() -> None:
                 f"{record['decode_ms']:.0f} | {record['decode_ratio']:.2f}x |"
             )
     print(
-        "decoder cost (768x512 at 64 tokens): "
-        + ", ".join(f"{k} {v / 1e3:.1f} k MAC/pixel" for k, v in cost.items())
+        "decoder cost (768x512 at 64 tokens): " + ", ".join(f"{k} {v / 1e3:.1f} k MAC/pixel" for k, v in cost.items())
     )
     if args.json:
         Path(args.json).write_text(

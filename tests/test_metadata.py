@@ -379,3 +379,18 @@ def test_random_images_round_trip_or_fail_in_one_line(tiny_model):
         assert decoded.info.get("exif", b"Exif\x00\x00")[6:] == (extras.exif or b"")
         outcomes["ok"] += 1
     assert outcomes["ok"] > 100
+
+
+def test_batch_runs_keep_alpha_and_metadata(cli_run, tiny_model_path, tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    cutout().save(source / "cut.png")
+    (source / "photo.jpg").write_bytes(rotated_jpeg()[0])
+    vtks, images = tmp_path / "vtk", tmp_path / "png"
+    code, _, err = cli_run("encode", source, "-o", vtks, "--model", tiny_model_path, "--metadata", "exif", "-q")
+    assert code == 0, err
+    assert cli_run("decode", vtks, "-o", images, "--model", tiny_model_path, "-q")[0] == 0
+    cut = Image.open(images / "cut.png")
+    assert cut.mode == "RGBA" and np.array_equal(np.asarray(cut)[..., 3], np.asarray(cutout())[..., 3])
+    photo = Image.open(images / "photo.png")
+    assert photo.size == (48, 80) and photo.getexif()[0x010F] == "vtcodec" and "xmp" not in photo.info

@@ -115,6 +115,14 @@ def test_pillow_plugin_round_trip(tiny_model, tiny_model_path, tmp_path, monkeyp
     assert len(buffer.getvalue()) <= 120
     assert Image.MIME["VTK"] == "image/x-vtk"
     assert Image.registered_extensions()[".vtk"] == "VTK"
+    # alpha and metadata through the plugin
+    cut = image.convert("RGBA")
+    cut.putalpha(Image.fromarray((np.arange(1500).reshape(30, 50) % 256).astype(np.uint8), "L"))
+    cut.info["xmp"] = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
+    cut.save(path, tokens=4, model=tiny_model_path, metadata="xmp")
+    opened = Image.open(path)
+    assert opened.mode == "RGBA" and opened.info["xmp"] == cut.info["xmp"]
+    assert np.array_equal(np.asarray(opened)[..., 3], np.asarray(cut)[..., 3])
 
 
 def test_tokenize_is_the_prefix_source(tiny_model):

@@ -29,7 +29,7 @@ from vtcodec import codec, container
 from vtcodec.decoders import load_decoder
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
-from vtcodec.imageio import Prepared, image_file_bytes, prepare, read_image, with_extras
+from vtcodec.imageio import Prepared, image_file_bytes, open_prepared, prepare, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, Extras, to_chunks
 from vtcodec.tiling import TileGrid, iter_tile_batches, place_tiles
 from vtcodec.zoo import LoadedModel
@@ -249,7 +249,7 @@ def encode_many(
     todo = run.skip_finished(jobs, lambda path: not force and vtk_is_complete(path, model))
 
     def load(job: Job) -> tuple[Prepared, int]:
-        return prepare(read_image(job.source), metadata, alpha), job.source.stat().st_size
+        return open_prepared(job.source, None, metadata, alpha), job.source.stat().st_size
 
     with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
         writes: list[Future] = []

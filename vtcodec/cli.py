@@ -15,7 +15,7 @@ from vtcodec import batch, codec, container
 from vtcodec.decoders import decoder_names
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_writable, read_input, write_atomic
-from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, prepare, read_image
+from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
 from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, from_chunks
 from vtcodec.zoo import find_model, load_model, resolve_device
 
@@ -165,7 +165,7 @@ def encode(
     image = Path(images[0])
     out = output or image.with_suffix(".vtk")
     check_writable(out, force)
-    prepared = prepare(read_image(image, frame), keep_metadata, alpha)
+    prepared = open_prepared(image, frame, keep_metadata, alpha)
     result = codec.encode(prepared, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=loaded)
     write_atomic(out, result.data, force=force)
     size = len(result.data)

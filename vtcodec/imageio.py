@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vtcodec.errors import InputError, VtcodecWarning
+from vtcodec.errors import InputError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_readable
 from vtcodec.metadata import DEFAULT_METADATA, EXIF_PREFIX, Extras, parse_metadata, reset_orientation, strip_exif_prefix
 
@@ -110,10 +110,22 @@ def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
 
 
 def prepare(img: Image.Image, metadata: str | frozenset[str] = DEFAULT_METADATA, alpha: str = "keep") -> Prepared:
-    """Pixels and extras of any Pillow image under the module policy; ``metadata`` names what to keep."""
+    """Pixels and extras of any Pillow image under the module policy; ``metadata`` names what to keep.
+
+    Whatever Pillow raises while converting becomes an :class:`InputError`.
+    """
     keep = parse_metadata(metadata)
     if alpha not in ALPHA_MODES:
         raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, not {alpha!r}")
+    try:
+        return _prepare(img, keep, alpha)
+    except (VtcodecError, MemoryError, RecursionError):
+        raise
+    except Exception as exc:  # a mode or plugin that Pillow cannot convert
+        raise InputError(f"cannot convert the image ({type(exc).__name__}: {exc})") from None
+
+
+def _prepare(img: Image.Image, keep: frozenset[str], alpha: str) -> Prepared:
     exif, xmp, icc = (_as_bytes(img.info.get(k)) for k in ("exif", "xmp", "icc_profile"))
     img, exif_read = _oriented(img)
     img = _eight_bit(img)
@@ -172,12 +184,20 @@ def read_image(path: str | Path, frame: int | None = None) -> Image.Image:
     return _read(Path(path), frame, lambda img: img)
 
 
+def open_prepared(
+    path: str | Path, frame: int | None = None, metadata: str | frozenset[str] = DEFAULT_METADATA, alpha: str = "keep"
+) -> Prepared:
+    """:func:`prepare` of one frame of an image file; every failure is an :class:`InputError` naming the file."""
+    parse_metadata(metadata)
+    return _read(Path(path), frame, lambda img: prepare(img, metadata, alpha))
+
+
 def open_image(path: str | Path) -> Image.Image:
     """Open and fully load an image file as RGB (:func:`to_rgb`), or raise :class:`InputError`."""
     return _read(Path(path), None, to_rgb, warn_frames=False)
 
 
-def _read(path: Path, frame: int | None, convert, warn_frames: bool = True) -> Image.Image:
+def _read(path: Path, frame: int | None, convert, warn_frames: bool = True):
     check_readable(path)
     try:
         with Image.open(path) as img:
@@ -195,8 +215,9 @@ def _read(path: Path, frame: int | None, convert, warn_frames: bool = True) -> I
             img.load()
             out = convert(img)
             return out.copy() if out is img else out
-    except InputError:
-        raise
+    except InputError as exc:
+        text = str(exc)
+        raise InputError(text if text.startswith(str(path)) else f"{path}: {text}") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{path}: refused, too many pixels ({exc})") from None
     except UnidentifiedImageError:

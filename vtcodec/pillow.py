@@ -1,7 +1,9 @@
 """Pillow plugin: after ``import vtcodec``, ``Image.open("x.vtk")`` and ``img.save("x.vtk")`` work.
 
 Saving takes one target keyword: ``tokens=``, ``bytes=``, ``bpp=`` or ``psnr=``
-(and optionally ``model=`` a model file path).
+(and optionally ``model=`` a model file path, ``metadata=`` and ``alpha=`` as for
+:func:`vtcodec.compress`). An opened file with an alpha plane is RGBA; its kept
+colour profile, EXIF and XMP are in ``info`` as Pillow's own plugins put them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import IO
 from PIL import Image, ImageFile
 
 from vtcodec import container
+from vtcodec.metadata import DEFAULT_METADATA, EXIF_PREFIX, from_chunks
 
 FORMAT = "VTK"
 MIME = "image/x-vtk"
@@ -29,11 +32,17 @@ class VtkImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         data = self.fp.read()
         header, _ = container.unpack(data)  # verifies magic, version, lengths and CRC
+        extras = from_chunks(header.chunks, header.width, header.height)
         self._vtk_data: bytes | None = data
         self._size = (header.width, header.height)
-        self._mode = "RGB"
+        self._mode = "RGB" if extras.alpha is None else "RGBA"
         self.info["tokens_per_tile"] = header.token_counts.tolist()
         self.info["model_id"] = header.model_id.hex()
+        for key, value in (("icc_profile", extras.icc), ("xmp", extras.xmp)):
+            if value:
+                self.info[key] = value
+        if extras.exif:
+            self.info["exif"] = EXIF_PREFIX + extras.exif
         self.tile = []
 
     def load(self):  # type: ignore[override]
@@ -57,6 +66,8 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         bpp=info.get("bpp"),
         psnr=info.get("psnr"),
         model=info.get("model"),
+        metadata=info.get("metadata", DEFAULT_METADATA),
+        alpha=info.get("alpha", "keep"),
     )
     fp.write(data)
 

@@ -81,7 +81,7 @@ def main() -> None:
     files = files[: args.limit]
     if not files:
         raise SystemExit(f"no images in {args.images}")
-    metrics = Metrics()
+    metrics = Metrics(["psnr-rgb", "ms-ssim"])
     tile = model.config.tile_size
     stats = {
         (name, n): {"bpp": [], "psnr": [], "msssim": [], "seam": [], "ms": []} for name in chosen for n in args.tokens

@@ -64,8 +64,8 @@ def test_bench_writes_the_compressai_schema_csv_and_plots(tmp_path, tiny_model):
     for entry in entries:
         assert set(entry) == {"name", "description", "results"}
         results = entry["results"]
-        assert {"bpp", "psnr-rgb", "ms-ssim"} <= set(results)
-        assert len(results["bpp"]) == len(results["psnr-rgb"]) == len(results["ms-ssim"])
+        assert {"bpp", "psnr-rgb", "ms-ssim", "haarpsi"} <= set(results)
+        assert len(results["bpp"]) == len(results["psnr-rgb"]) == len(results["ms-ssim"]) == len(results["haarpsi"])
     ours = next(e for e in entries if e["name"] == "vtcodec")["results"]
     assert ours["tokens"] == [2, 8] and ours["bpp"][0] <= ours["bpp"][1]
     rows = list(csv.DictReader((out / "results.csv").open()))
@@ -75,9 +75,25 @@ def test_bench_writes_the_compressai_schema_csv_and_plots(tmp_path, tiny_model):
         if r["codec"] == "jpeg" and r["bytes"]:
             match = next(v for v in vt if v["image"] == r["image"] and v["vtcodec_tokens"] == r["vtcodec_tokens"])
             assert int(r["bytes"]) <= int(match["bytes"])  # equal bytes: never larger
-    for name in ("rd-psnr.png", "rd-msssim.png", "bd-rate.md", "side-by-side.png"):
+    for name in ("rd-psnr.png", "rd-msssim.png", "rd-haarpsi.png", "bd-rate.md", "side-by-side.png"):
         assert (out / name).stat().st_size > 0
+    assert "haarpsi" in rows[0] and "BD-rate (HaarPSI)" in (out / "bd-rate.md").read_text()
+    assert all(0 < float(r["haarpsi"]) <= 1 for r in rows if r["bytes"])
     assert np.isfinite(result["seconds"])
+
+
+def test_bench_measures_the_metrics_it_is_given(tmp_path, tiny_model, cli_run, tiny_model_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    random_image(40, 30).save(images / "0.png")
+    result = bench.run_bench(
+        sorted(images.iterdir()), tmp_path / "r", tiny_model, ["vtcodec"], [2], quiet=True, metric_names=["haarpsi"]
+    )
+    assert result["metrics"] == ["haarpsi"]
+    ours = next(e for e in result["entries"] if e["name"] == "vtcodec")["results"]
+    assert set(ours) == {"bpp", "haarpsi", "tokens"}
+    code, _, err = cli_run("bench", images, "--out", tmp_path / "x", "--metrics", "lpips", "--model", tiny_model_path)
+    assert code != 0 and "unknown metric 'lpips'" in err and "\n" not in err.strip()
 
 
 def test_bench_decodes_with_the_chosen_decoder(tmp_path, tiny_model, monkeypatch):

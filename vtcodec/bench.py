@@ -25,8 +25,8 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from vtcodec import codec
-from vtcodec.codec import psnr_rgb
 from vtcodec.imageio import open_image
+from vtcodec.metrics import METRICS, missing, psnr_rgb
 from vtcodec.zoo import LoadedModel
 
 SCALES = (1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
@@ -164,34 +164,26 @@ def bd_rate(rate_a: Sequence[float], quality_a: Sequence[float], rate_b: Sequenc
 
 
 class Metrics:
-    """PSNR-RGB always; MS-SSIM when pytorch-msssim is installed (images of at least 161 px a side)."""
+    """The chosen full-reference metrics (``vtcodec.metrics``) of a decoded image; NaN where not measurable."""
 
-    def __init__(self) -> None:
-        try:
-            from pytorch_msssim import ms_ssim
+    def __init__(self, names: Sequence[str] | None = None) -> None:
+        unknown = [n for n in names or () if n not in METRICS]
+        if unknown:
+            from vtcodec.errors import InputError
 
-            self._ms_ssim = ms_ssim
-        except ImportError:
-            self._ms_ssim = None
+            raise InputError(f"unknown metric {unknown[0]!r} (known: {', '.join(METRICS)})")
+        absent = set(missing())
+        self.names = list(names) if names else [n for n in METRICS if n not in absent]
+        self.absent = [n for n in self.names if n in absent] + [n for n in absent if n not in self.names]
 
     @property
     def notes(self) -> list[str]:
-        notes = []
-        if self._ms_ssim is None:
-            notes.append("MS-SSIM: not measured (pip install 'vtcodec[eval]' for pytorch-msssim)")
+        notes = [f"{n}: not measured (pip install 'vtcodec[eval]')" for n in self.absent]
         notes.append("ST-LPIPS: not measured (stlpips-pytorch needs torchvision, which this package does not require)")
         return notes
 
     def __call__(self, reference: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
-        scores = {"psnr-rgb": psnr_rgb(reference, decoded), "ms-ssim": float("nan")}
-        if self._ms_ssim is not None and min(reference.shape[:2]) >= 161:
-            import torch
-
-            def tensor(x: np.ndarray) -> torch.Tensor:
-                return torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].double()
-
-            scores["ms-ssim"] = float(self._ms_ssim(tensor(reference), tensor(decoded), data_range=255))
-        return scores
+        return {name: METRICS[name](reference, decoded) for name in self.names}
 
 
 @dataclass
@@ -204,8 +196,10 @@ class Row:
     setting: str
     bytes: int | None
     bpp: float | None
-    psnr: float | None
-    msssim: float | None
+    scores: dict[str, float] | None  # metric name -> value
+
+    def score(self, metric: str) -> float:
+        return math.nan if self.scores is None else self.scores.get(metric, math.nan)
 
 
 def _measure(c: Codec, pixels: np.ndarray, data: bytes, metrics: Metrics) -> dict[str, float]:
@@ -223,14 +217,16 @@ def run_bench(
     crop_image: int = 0,
     quiet: bool = False,
     decoder: str | Path | None = None,
+    metric_names: Sequence[str] | None = None,
 ) -> dict:
     """Measure, then write results.json, results.csv, bd-rate.md, the plots and a side-by-side crop.
 
-    ``decoder`` decodes vtcodec's files (default: the model's default decoder).
+    ``decoder`` decodes vtcodec's files (default: the model's default decoder). ``metric_names``
+    chooses metrics of ``vtcodec.metrics`` (default: every one whose package is installed).
     """
     start = time.perf_counter()
+    metrics = Metrics(metric_names)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = Metrics()
     ours = VtcodecCodec(model, decoder)
     classic = {name: c for name, c in classic_codecs().items() if name in codecs}
     rows: list[Row] = []
@@ -245,9 +241,8 @@ def run_bench(
             codec_name: str, point: int, setting: str, data: bytes | None, scores=None, name=name, area=pixel_count
         ) -> Row:
             if data is None:
-                return Row(name, codec_name, point, setting, None, None, None, None)
-            bpp = 8 * len(data) / area
-            return Row(name, codec_name, point, setting, len(data), bpp, scores["psnr-rgb"], scores["ms-ssim"])
+                return Row(name, codec_name, point, setting, None, None, None)
+            return Row(name, codec_name, point, setting, len(data), 8 * len(data) / area, scores)
 
         for n in token_points:
             data = ours.encode(pixels, n)
@@ -305,38 +300,44 @@ def _crop_candidates(pixels: np.ndarray, ours: VtcodecCodec, classic: dict, data
     return out
 
 
-def _mean_curve(rows: list[Row], codec_name: str, points: Sequence[int]) -> dict[str, list[float]]:
+def _append_means(curve: dict[str, list], hits: list[Row], names: Sequence[str]) -> None:
+    curve["bpp"].append(float(np.mean([r.bpp for r in hits])))
+    for metric in names:
+        curve[metric].append(float(np.mean([r.score(metric) for r in hits])))
+
+
+def _mean_curve(rows: list[Row], codec_name: str, points: Sequence[int], names: Sequence[str]) -> dict[str, list]:
     """Per-point means over images; a point counts only if the codec reached it on every image."""
-    curve: dict[str, list[float]] = {"bpp": [], "psnr-rgb": [], "ms-ssim": [], "tokens": []}
+    curve: dict[str, list] = {"bpp": [], **{m: [] for m in names}, "tokens": []}
     for n in points:
         hits = [r for r in rows if r.codec == codec_name and r.point == n]
         if not hits or any(r.bytes is None for r in hits):
             continue
-        curve["bpp"].append(float(np.mean([r.bpp for r in hits])))
-        curve["psnr-rgb"].append(float(np.mean([r.psnr for r in hits])))
-        curve["ms-ssim"].append(float(np.mean([r.msssim for r in hits])))
+        _append_means(curve, hits, names)
         curve["tokens"].append(n)
     return curve
 
 
-def _sweep_curve(sweeps: list[Row], codec_name: str) -> dict[str, list[float]]:
+def _sweep_curve(sweeps: list[Row], codec_name: str, names: Sequence[str]) -> dict[str, list]:
     settings = sorted({r.setting for r in sweeps if r.codec == codec_name}, key=lambda s: int(s[2:]))
-    curve: dict[str, list[float]] = {"bpp": [], "psnr-rgb": [], "ms-ssim": [], "quality": []}
+    curve: dict[str, list] = {"bpp": [], **{m: [] for m in names}, "quality": []}
     for s in settings:
-        hits = [r for r in sweeps if r.codec == codec_name and r.setting == s]
-        curve["bpp"].append(float(np.mean([r.bpp for r in hits])))
-        curve["psnr-rgb"].append(float(np.mean([r.psnr for r in hits])))
-        curve["ms-ssim"].append(float(np.mean([r.msssim for r in hits])))
+        _append_means(curve, [r for r in sweeps if r.codec == codec_name and r.setting == s], names)
         curve["quality"].append(int(s[2:]))
     return curve
 
 
+METRIC_LABELS = {"psnr-rgb": "PSNR-RGB (dB)", "ms-ssim": "MS-SSIM", "haarpsi": "HaarPSI", "ssimulacra2": "SSIMULACRA 2"}
+PLOT_FILES = {"psnr-rgb": "rd-psnr.png", "ms-ssim": "rd-msssim.png"}  # others: rd-NAME.png
+
+
 def _write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, crops, seconds, ours) -> dict:
-    names = ["vtcodec"] + [c for c in codecs if c != "vtcodec"]
+    names = metrics.names
+    codec_names = ["vtcodec"] + [c for c in codecs if c != "vtcodec"]
     entries = []
-    for name in names:
+    for name in codec_names:
         for variant in [name] if name == "vtcodec" else [name, f"{name}-down"]:
-            curve = _mean_curve(rows, variant, points)
+            curve = _mean_curve(rows, variant, points, names)
             reached = len(curve["bpp"])
             desc = ours.description if variant == "vtcodec" else f"{variant} at vtcodec's file sizes (equal bytes)"
             entries.append(
@@ -346,12 +347,12 @@ def _write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cr
                     "results": curve,
                 }
             )
-    for name in names[1:]:
+    for name in codec_names[1:]:
         entries.append(
             {
                 "name": f"{name}-sweep",
                 "description": f"{name} at its own qualities",
-                "results": _sweep_curve(sweeps, name),
+                "results": _sweep_curve(sweeps, name, names),
             }
         )
     if per_image:
@@ -362,59 +363,61 @@ def _write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cr
                     {
                         "name": f"{variant}:{image}",
                         "description": f"{variant} on {image}",
-                        "results": {
-                            "bpp": [r.bpp for r in mine],
-                            "psnr-rgb": [r.psnr for r in mine],
-                            "ms-ssim": [r.msssim for r in mine],
-                        },
+                        "results": {"bpp": [r.bpp for r in mine], **{m: [r.score(m) for r in mine] for m in names}},
                     }
                 )
     (out_dir / "results.json").write_text(json.dumps(entries, indent=1) + "\n")
     with (out_dir / "results.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["image", "codec", "vtcodec_tokens", "setting", "bytes", "bpp", "psnr_rgb", "ms_ssim"])
+        columns = [m.replace("-", "_") for m in names]
+        writer.writerow(["image", "codec", "vtcodec_tokens", "setting", "bytes", "bpp", *columns])
         for r in rows + sweeps:
-            writer.writerow(
-                [r.image, r.codec, r.point if r.point >= 0 else "", r.setting, r.bytes, r.bpp, r.psnr, r.msssim]
-            )
+            scores = [None if r.scores is None else r.score(m) for m in names]
+            writer.writerow([r.image, r.codec, r.point if r.point >= 0 else "", r.setting, r.bytes, r.bpp, *scores])
     ours_curve = next(e for e in entries if e["name"] == "vtcodec")["results"]
-    lines = ["| vtcodec against | BD-rate (PSNR-RGB) | BD-rate (MS-SSIM) |", "|---|---|---|"]
+    header = " | ".join(f"BD-rate ({METRIC_LABELS.get(m, m).replace(' (dB)', '')})" for m in names)
+    lines = [f"| vtcodec against | {header} |", "|---|" + "---|" * len(names)]
     bd = {}
     for entry in entries:
         if entry["name"] == "vtcodec" or ":" in entry["name"]:
             continue
         curve = entry["results"]
         values = [
-            bd_rate(curve["bpp"], curve[m], ours_curve["bpp"], ours_curve[m]) if curve["bpp"] else None
-            for m in ("psnr-rgb", "ms-ssim")
+            bd_rate(curve["bpp"], curve[m], ours_curve["bpp"], ours_curve[m]) if curve["bpp"] else None for m in names
         ]
         bd[entry["name"]] = values
         cells = [f"{v:+.1f} %" if v is not None and math.isfinite(v) else "no overlap" for v in values]
-        lines.append(f"| {entry['name']} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Negative: vtcodec needs fewer bits for the same quality, over the overlapping quality range.")
     (out_dir / "bd-rate.md").write_text("\n".join(lines) + "\n")
     _plot(out_dir, entries, metrics)
     if crops:
         _side_by_side(out_dir / "side-by-side.png", crops)
-    summary_table = _summary_table(entries)
+    summary_table = _summary_table(entries, names)
     (out_dir / "summary.md").write_text(summary_table + "\n")
     return {"entries": entries, "bd_rate": bd, "table": summary_table, "bd_table": "\n".join(lines), "seconds": seconds,
-            "notes": metrics.notes}  # fmt: skip
+            "notes": metrics.notes, "metrics": list(names)}  # fmt: skip
 
 
-def _summary_table(entries: list[dict]) -> str:
-    lines = ["| codec | points | bpp | PSNR-RGB (dB) | MS-SSIM |", "|---|---|---|---|---|"]
+def _summary_table(entries: list[dict], names: Sequence[str]) -> str:
+    labels = " | ".join(METRIC_LABELS.get(m, m) for m in names)
+    lines = [f"| codec | points | bpp | {labels} |", "|---|---|---|" + "---|" * len(names)]
     for e in entries:
         if ":" in e["name"]:
             continue
         r = e["results"]
         for i in range(len(r["bpp"])):
             label = f"tokens {r['tokens'][i]}" if "tokens" in r else f"q {r['quality'][i]}"
-            lines.append(
-                f"| {e['name']} | {label} | {r['bpp'][i]:.4f} | {r['psnr-rgb'][i]:.2f} | {r['ms-ssim'][i]:.3f} |"
-            )
+            values = " | ".join(_format(m, r[m][i]) for m in names)
+            lines.append(f"| {e['name']} | {label} | {r['bpp'][i]:.4f} | {values} |")
     return "\n".join(lines)
+
+
+def _format(metric: str, value: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:.2f}" if metric in ("psnr-rgb", "ssimulacra2") else f"{value:.3f}"
 
 
 def _plot(out_dir: Path, entries: list[dict], metrics: Metrics) -> None:
@@ -427,7 +430,8 @@ def _plot(out_dir: Path, entries: list[dict], metrics: Metrics) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for metric, filename in (("psnr-rgb", "rd-psnr.png"), ("ms-ssim", "rd-msssim.png")):
+    for metric in metrics.names:
+        filename = PLOT_FILES.get(metric, f"rd-{metric}.png")
         fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
         for e in entries:
             r = e["results"]
@@ -439,7 +443,7 @@ def _plot(out_dir: Path, entries: list[dict], metrics: Metrics) -> None:
                 ax.axvline(min(r["bpp"]), color=ax.lines[-1].get_color(), alpha=0.25, linewidth=1)
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (whole-file bytes, log scale)")
-        ax.set_ylabel("PSNR-RGB (dB)" if metric == "psnr-rgb" else "MS-SSIM")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_title("Rate-quality; faint vertical lines: each classic codec's floor (lowest quality)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

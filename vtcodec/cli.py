@@ -454,9 +454,19 @@ def bench(
     model: ModelOption = None,
     decoder: DecoderOption = None,
     quiet: QuietOption = False,
+    metric_list: Annotated[
+        Optional[str],
+        typer.Option(
+            "--metrics",
+            help="Comma-separated: psnr-rgb, ms-ssim, haarpsi, ssimulacra2 [default: every installed one].",
+        ),
+    ] = None,
 ) -> None:
     """Rate-quality comparison with JPEG, WebP and AVIF at equal bytes, with plots and BD-rates."""
     from vtcodec import bench as benchmark
+
+    metric_names = [m.strip().lower() for m in metric_list.split(",") if m.strip()] if metric_list else None
+    benchmark.Metrics(metric_names)  # an unknown metric fails here, before any image is read
 
     chosen = [c.strip().lower() for c in codecs.split(",") if c.strip()]
     unknown = sorted(set(chosen) - {"vtcodec", "jpeg", "webp", "avif"})
@@ -470,7 +480,9 @@ def bench(
     loaded = load_model(model, "cpu")
     ladder = [n for n in benchmark.TOKEN_LADDER if n <= loaded.config.max_tokens]
     picks = sorted({ladder[round(i * (len(ladder) - 1) / max(points - 1, 1))] for i in range(points)})
-    result = benchmark.run_bench(files, out, loaded, chosen, picks, per_image=per_image, quiet=quiet, decoder=decoder)
+    result = benchmark.run_bench(
+        files, out, loaded, chosen, picks, per_image=per_image, quiet=quiet, decoder=decoder, metric_names=metric_names
+    )
     typer.echo(result["table"])
     typer.echo("")
     typer.echo(result["bd_table"])

@@ -14,6 +14,7 @@ from vtcodec.decoders import Decoder, load_decoder
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.imageio import Prepared, prepare, to_rgb, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, Extras, from_chunks, to_chunks
+from vtcodec.metrics import psnr_rgb
 from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches
 from vtcodec.zoo import LoadedModel, find_model, load_model
 
@@ -179,12 +180,6 @@ def _fit_psnr(
         max_sse *= 0.995  # neighbours at other lengths, float noise between layouts: tighten and retry
     counts = np.full(tokens.grid.count, model.config.max_tokens)
     return EncodeResult(pack_tokens(tokens, counts, model, chunks), counts, False, achieved(counts))
-
-
-def psnr_rgb(pixels: np.ndarray, image: Image.Image | np.ndarray) -> float:
-    """PSNR-RGB in dB of a decoded image against uint8 source pixels."""
-    mse = np.mean((pixels.astype(np.float64) - np.asarray(image, dtype=np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def encode(

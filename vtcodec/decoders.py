@@ -264,7 +264,9 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
         receptive_radius(network, grid_from if context == "grid" else len(network.decoder))
     except ValueError as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
-    return Decoder(name, token_space, network.eval().to(model.device), context, path, grid_from)
+    # channels_last: 1.3x faster convolutions on this CPU (benchmarks/decoder_eval.py), the same pixels within rounding
+    network = network.eval().to(model.device, memory_format=torch.channels_last)
+    return Decoder(name, token_space, network, context, path, grid_from)
 
 
 def shipped_decoders() -> list[dict]:

@@ -326,3 +326,32 @@ def test_train_decoder_grows_and_resumes(cli_run, tiny_model_path, tiny_model, t
     assert decoder.network.config.decoder_attention == 1 and decoder.grid_from == 4
     encoded = vtcodec.compress(random_image(70, 50), 6, model=tiny_model)
     assert vtcodec.decompress(encoded, model=tiny_model, decoder=decoder).size == (70, 50)
+
+
+def test_train_decoder_with_the_perceptual_loss(cli_run, tiny_model_path, tiny_model, tmp_path):
+    from vtcodec.perceptual import STLPIPS
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        random_image(70, 70, seed=i).save(data / f"{i}.png")
+    torch.manual_seed(0)
+    weights = tmp_path / "alex_shift_tolerant.pth"
+    torch.save({k: v for k, v in STLPIPS().state_dict().items() if not k.endswith("filt")}, weights)
+    config = tmp_path / "perceptual.json"
+    spec = {"batch_size": 2, "grid_from": 3, "loss": "perceptual", "gan_weight": 0.1, "gan_start_step": 1}
+    config.write_text(json.dumps({"decoder_train": spec}))
+    run = tmp_path / "run"
+    args = ["train-decoder", data, "--init", tiny_model_path, "--out", run, "--config", config, "--name", "perceptual"]
+    code, _, err = cli_run(*args, "--steps", "2")
+    assert code != 0 and "--perceptual-weights" in err  # the loss needs its weights
+    assert cli_run(*args, "--steps", "2", "--perceptual-weights", weights)[0] == 0
+    first = torch.load(run / "last.ckpt", weights_only=False)
+    assert "discriminator" in first and first["train_config"]["loss"] == "perceptual"
+    assert cli_run(*args, "--steps", "3", "--resume", "--perceptual-weights", weights)[0] == 0
+    decoder = load_decoder(tiny_model, run / "decoder.safetensors")
+    assert decoder.name == "perceptual"
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"junk")
+    code, _, err = cli_run(*args, "--steps", "4", "--resume", "--perceptual-weights", bad)
+    assert_one_line_error(code, err)

@@ -419,6 +419,10 @@ def train_decoder(
     init_decoder: Annotated[
         Optional[str], typer.Option("--init-decoder", help="Start from this decoder of the model (name or file).")
     ] = None,
+    perceptual_weights: Annotated[
+        Optional[Path],
+        typer.Option("--perceptual-weights", help="The stlpips-pytorch 0.0.2 wheel, for the 'perceptual' loss."),
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="The decoder's name in the registry.")] = "grid",
     export_only: Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")] = False,
 ) -> None:
@@ -433,7 +437,14 @@ def train_decoder(
     ckpt = out / "last.ckpt"
     if not export_only:
         ckpt = training.train_decoder(
-            [str(p) for p in data], str(out), str(init), str(val) if val else None, cfg, resume, init_decoder
+            [str(p) for p in data],
+            str(out),
+            str(init),
+            str(val) if val else None,
+            cfg,
+            resume,
+            init_decoder,
+            str(perceptual_weights) if perceptual_weights else None,
         )
     elif not ckpt.exists():
         raise InputError(f"{ckpt}: no checkpoint to export")

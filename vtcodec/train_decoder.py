@@ -61,6 +61,14 @@ class DecoderTrainConfig:
     # decoder_hidden, decoder_attention. Layers it adds learn at lr * fresh_lr_scale.
     architecture: dict | None = None
     fresh_lr_scale: float = 1.0
+    # Loss: "mse", or "perceptual": mse_weight * MSE + lpips_weight * ST-LPIPS (vtcodec.perceptual, weights
+    # from --perceptual-weights) + gan_weight * a patch discriminator's hinge loss, from gan_start_step on.
+    loss: str = "mse"
+    mse_weight: float = 1.0
+    lpips_weight: float = 0.1
+    gan_weight: float = 0.0
+    gan_start_step: int = 200
+    disc_lr: float = 1e-4
 
 
 def decoder_parameters(model: ConvTokenizer) -> list[torch.nn.Parameter]:
@@ -188,6 +196,7 @@ def train_decoder(
     cfg: DecoderTrainConfig,
     resume: bool = False,
     init_decoder: str | None = None,
+    perceptual_weights: str | None = None,
 ) -> Path:
     """Train (or resume) the whole-grid decoder of ``init_weights``'s token space; returns the checkpoint.
 
@@ -215,9 +224,26 @@ def train_decoder(
         model, cfg, fresh = starting_network(init_weights, init_decoder, cfg)
     for p in model.parameters():
         p.requires_grad_(False)
+    from vtcodec.perceptual import hinge_discriminator_loss, hinge_generator_loss
+
     params = decoder_parameters(model)
     for p in params:
         p.requires_grad_(True)
+    if cfg.loss not in ("mse", "perceptual"):
+        raise InputError(f"unknown decoder loss {cfg.loss!r} (mse or perceptual)")
+    lpips, disc, disc_opt = None, None, None
+    if cfg.loss == "perceptual":
+        from vtcodec.perceptual import PatchDiscriminator, load_stlpips
+
+        if perceptual_weights is None:
+            raise InputError("a perceptual loss needs --perceptual-weights (the stlpips-pytorch 0.0.2 wheel)")
+        lpips = load_stlpips(perceptual_weights)
+        if cfg.gan_weight > 0:
+            disc = PatchDiscriminator()
+            disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+            if state is not None and "discriminator" in state:
+                disc.load_state_dict(state["discriminator"])
+                disc_opt.load_state_dict(state["discriminator_optimizer"])
     names = {id(p): n for n, p in model.named_parameters()}
     groups = [
         {"params": [p for p in params if names[id(p)] not in fresh], "lr_scale": 1.0},
@@ -237,6 +263,9 @@ def train_decoder(
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
+    for module in (lpips, disc):
+        if module is not None:
+            module.to(device)
     val = held_out_crops(val_dir, tile, cfg.val_images).to(device) if val_dir else None
     groups = [g for g in groups if g["params"]]
     lr_scales = [g.pop("lr_scale") for g in groups]
@@ -258,6 +287,11 @@ def train_decoder(
                 "elapsed": elapsed,
                 "model_config": model.config.to_dict(),
                 "fresh_parameters": sorted(fresh),
+                **(
+                    {"discriminator": disc.state_dict(), "discriminator_optimizer": disc_opt.state_dict()}
+                    if disc is not None
+                    else {}
+                ),
                 "token_space": source.model_id.hex(),
                 "init": str(init_weights),
                 "train_config": asdict(cfg),
@@ -290,10 +324,19 @@ def train_decoder(
             group["lr"] = learning_rate(cfg, step, elapsed) * scale
         rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols, cfg.grid_from)
         loss = ((rec - crops) ** 2).mean()
+        if lpips is not None:
+            loss = cfg.mse_weight * loss + cfg.lpips_weight * lpips(rec.clamp(0, 1), crops).mean()
+            if disc is not None and step >= cfg.gan_start_step:
+                loss = loss + cfg.gan_weight * hinge_generator_loss(disc(rec))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if disc is not None:  # after the decoder's step, on the same crops
+            disc_loss = hinge_discriminator_loss(disc(crops), disc(rec.detach()))
+            disc_opt.zero_grad(set_to_none=True)
+            disc_loss.backward()
+            disc_opt.step()
         step += 1
         elapsed += time.time() - t0
         window.append((loss.item(), float(psnr(rec.detach().clamp(0, 1), crops).mean())))
@@ -349,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--init-decoder", help="start from this decoder (a name or a decoder file)")
+    parser.add_argument("--perceptual-weights", help="the stlpips-pytorch 0.0.2 wheel, for loss 'perceptual'")
     parser.add_argument("--name", default="grid", help="the decoder's name in the registry")
     parser.add_argument("--export-only", action="store_true", help="skip training: export RUN/last.ckpt")
     args = parser.parse_args(argv)
@@ -356,7 +400,14 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = Path(args.out) / "last.ckpt"
     if not args.export_only:
         ckpt = train_decoder(
-            args.data, args.out, args.init, args.val, cfg, resume=args.resume, init_decoder=args.init_decoder
+            args.data,
+            args.out,
+            args.init,
+            args.val,
+            cfg,
+            resume=args.resume,
+            init_decoder=args.init_decoder,
+            perceptual_weights=args.perceptual_weights,
         )
     out = Path(args.out) / "decoder.safetensors"
     digest = export_decoder(ckpt, out, args.name)

@@ -1,0 +1,56 @@
+"""ST-LPIPS written here against the weights' layout, and the reference values of the original package."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vtcodec.errors import InputError
+from vtcodec.perceptual import STLPIPS, PatchDiscriminator, load_stlpips
+
+from .conftest import ROOT
+
+
+def test_st_lpips_is_zero_for_equal_images_and_differentiable(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "w.pth"
+    torch.save({k: v.abs() if "lin" in k else v for k, v in STLPIPS().state_dict().items()}, path)
+    lpips = load_stlpips(path)
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(lpips(x, x), torch.zeros(2))
+    y = x.clone().requires_grad_(True)
+    d = lpips(x, (y + 0.1 * torch.randn_like(y)).clamp(0, 1))
+    d.sum().backward()
+    assert (d > 0).all() and y.grad.abs().sum() > 0
+    assert all(not p.requires_grad for p in lpips.parameters())
+    logits = PatchDiscriminator()(x)
+    assert logits.shape[0] == 2 and logits.shape[1] == 1
+
+
+def test_unusable_weights_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a state dict")
+    with pytest.raises(InputError, match="not the ST-LPIPS AlexNet weights"):
+        load_stlpips(bad)
+    torch.save({"something": torch.zeros(1)}, bad)
+    with pytest.raises(InputError, match="missing"):
+        load_stlpips(bad)
+
+
+WHEEL = os.environ.get("VTCODEC_STLPIPS_WHEEL", "")
+KODIM23 = ROOT.parent / "shared" / "data" / "kodak" / "kodim23.png"
+
+
+@pytest.mark.skipif(not (WHEEL and Path(WHEEL).exists() and KODIM23.exists()), reason="needs the wheel and Kodak")
+def test_matches_the_original_package():
+    """Values of stlpips-pytorch 0.0.2 itself (its torchvision import stubbed), measured 2026-12-02."""
+    from PIL import Image
+
+    lpips = load_stlpips(WHEEL)
+    img = np.asarray(Image.open(KODIM23).convert("RGB"))[:256, :256]
+    x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255
+    blur = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 4), scale_factor=4, mode="bilinear")
+    with torch.no_grad():
+        assert lpips(x, blur).item() == pytest.approx(0.11110126972198486, rel=1e-5)

@@ -1,0 +1,164 @@
+"""Perceptual training losses for decoders: ST-LPIPS on our own AlexNet, and a patch discriminator.
+
+Training only; decoding never imports this module.
+
+**ST-LPIPS** (Ghildyal and Liu, "Shift-tolerant perceptual similarity metric", ECCV
+2022) is LPIPS over a shift-tolerant AlexNet: stride-1 first convolution, blur-pool
+downsampling with reflection padding. Its package, ``stlpips-pytorch``, imports
+torchvision, which does not import beside the CPU torch here, so the network is
+written here from the paper's architecture, and only its weights are read: the
+plain state dict ``stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth``, straight
+from the wheel (``pip download stlpips-pytorch==0.0.2 --no-deps``) or extracted.
+The weights are for research use (see the model card); they never ship with vtcodec.
+
+**Patch discriminator**: a small PatchGAN (Isola et al. 2017) with spectral norm, used
+with the hinge loss, as HiFiC and MS-ILLM's GAN variants use a conditional one.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vtcodec.errors import InputError
+
+WEIGHTS_MEMBER = "stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth"
+CHANNELS = (64, 192, 384, 256, 256)
+
+
+class BlurPool(nn.Module):
+    """Blur with the binomial [1, 2, 1] filter (reflection padding of 2), then subsample by 2."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        a = torch.tensor([1.0, 2.0, 1.0])
+        filt = a[:, None] * a[None, :]
+        self.register_buffer("filt", (filt / filt.sum())[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), self.filt, stride=2, groups=x.shape[1])
+
+
+class ShiftTolerantAlexNet(nn.Module):
+    """AlexNet's features with blur pooling; five outputs, after each ReLU stage (names as in the weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slice1 = nn.Sequential()
+        self.slice1.add_module("0", nn.Conv2d(3, 64, 11, stride=1, padding=2))
+        self.slice1.add_module("1", BlurPool(64))
+        self.slice1.add_module("2", nn.ReLU())
+        self.slice2 = nn.Sequential()
+        self.slice2.add_module("3", nn.MaxPool2d(3, stride=1))
+        self.slice2.add_module("4", BlurPool(64))
+        self.slice2.add_module("5", nn.Conv2d(64, 192, 5, padding=2))
+        self.slice2.add_module("6", nn.ReLU())
+        self.slice3 = nn.Sequential()
+        self.slice3.add_module("7", nn.MaxPool2d(3, stride=1))
+        self.slice3.add_module("8", BlurPool(192))
+        self.slice3.add_module("9", nn.Conv2d(192, 384, 3, padding=1))
+        self.slice3.add_module("10", nn.ReLU())
+        self.slice4 = nn.Sequential()
+        self.slice4.add_module("11", nn.Conv2d(384, 256, 3, padding=1))
+        self.slice4.add_module("12", nn.ReLU())
+        self.slice5 = nn.Sequential()
+        self.slice5.add_module("13", nn.Conv2d(256, 256, 3, padding=1))
+        self.slice5.add_module("14", nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for stage in (self.slice1, self.slice2, self.slice3, self.slice4, self.slice5):
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+class _Linear(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.model = nn.Sequential(nn.Identity(), nn.Conv2d(channels, 1, 1, bias=False))  # index 1, as saved
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class STLPIPS(nn.Module):
+    """ST-LPIPS distance of images in [0, 1], one value per image (0 for equal images)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scaling_layer = nn.Module()
+        self.scaling_layer.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None])
+        self.scaling_layer.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450])[None, :, None, None])
+        self.net = ShiftTolerantAlexNet()
+        for i, c in enumerate(CHANNELS):
+            self.add_module(f"lin{i}", _Linear(c))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def features(img: torch.Tensor) -> list[torch.Tensor]:
+            scaled = (img * 2 - 1 - self.scaling_layer.shift) / self.scaling_layer.scale
+            return self.net(scaled)
+
+        total = 0.0
+        for i, (a, b) in enumerate(zip(features(x), features(y), strict=True)):
+            a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + getattr(self, f"lin{i}")((a - b) ** 2).mean(dim=(1, 2, 3))
+        return total
+
+
+def load_stlpips(path: str | Path) -> STLPIPS:
+    """ST-LPIPS with the weights of ``path``: the ``stlpips-pytorch`` wheel, or the ``.pth`` taken from it."""
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path) and path.suffix == ".whl":
+            with zipfile.ZipFile(path) as wheel:
+                data = wheel.read(WEIGHTS_MEMBER)
+        else:
+            data = path.read_bytes()
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        model = STLPIPS()
+        model.load_state_dict({k: v for k, v in state.items() if not k.endswith("filt")}, strict=False)
+        missing = [k for k in model.state_dict() if k not in state and not k.endswith("filt")]
+        if missing:
+            raise ValueError(f"missing {missing[:3]}")
+    except MemoryError:
+        raise
+    except Exception as exc:  # torch.load of a foreign file raises UnpicklingError, struct.error, EOFError, ...
+        raise InputError(f"{path}: not the ST-LPIPS AlexNet weights ({exc})") from None
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
+class PatchDiscriminator(nn.Module):
+    """A PatchGAN: real/fake logits on overlapping patches (about 70 px), spectral-normalized convolutions."""
+
+    def __init__(self, width: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        blocks: list[nn.Module] = [sn(nn.Conv2d(3, width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+        channels = width
+        for i in range(1, layers):
+            out = min(width * 2**i, 8 * width)
+            blocks += [sn(nn.Conv2d(channels, out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            channels = out
+        blocks += [sn(nn.Conv2d(channels, channels, 4, padding=1)), nn.LeakyReLU(0.2)]
+        blocks.append(sn(nn.Conv2d(channels, 1, 4, padding=1)))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2 - 1)
+
+
+def hinge_discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def hinge_generator_loss(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()

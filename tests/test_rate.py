@@ -122,7 +122,7 @@ def test_pillow_plugin_round_trip(tiny_model, tiny_model_path, tmp_path, monkeyp
     cut.save(path, tokens=4, model=tiny_model_path, metadata="xmp")
     opened = Image.open(path)
     assert opened.mode == "RGBA" and opened.info["xmp"] == cut.info["xmp"]
-    assert np.array_equal(np.asarray(opened)[..., 3], np.asarray(cut)[..., 3])
+    assert np.abs(np.asarray(opened)[..., 3].astype(int) - np.asarray(cut)[..., 3]).max() <= 2
 
 
 def test_tokenize_is_the_prefix_source(tiny_model):

@@ -127,7 +127,10 @@ def encode(
         ),
     ] = DEFAULT_METADATA,
     alpha: Annotated[
-        str, typer.Option("--alpha", help="keep: store transparency losslessly; drop: composite over white.")
+        str,
+        typer.Option(
+            "--alpha", help="keep: transparency within 2/255 (0 and 255 exact); lossless; drop: composite over white."
+        ),
     ] = "keep",
     frame: Annotated[
         Optional[int], typer.Option("--frame", min=0, help="The frame to code from an animated or multi-page file.")

@@ -15,9 +15,9 @@ Policy (:func:`prepare`, applied in this order):
    with littleCMS (``PIL.ImageCms``), so the colours stay right either way. A profile
    that littleCMS cannot use is dropped with a warning and the pixels taken as sRGB.
 5. Transparency (RGBA, LA, PA, and P or RGB/L with a ``transparency`` entry) is kept
-   as a lossless alpha plane (``alpha="keep"``), and the colour of fully transparent
-   pixels is set to white; ``alpha="drop"`` composites over white. A fully opaque
-   alpha channel is not stored.
+   as an alpha plane: ``alpha="keep"`` within 2/255 at every pixel (0 and 255 exact),
+   ``"lossless"`` exactly; the colour of fully transparent pixels is set to white.
+   ``alpha="drop"`` composites over white. A fully opaque alpha channel is not stored.
 6. Everything else (L, 1, P, CMYK, YCbCr, LAB, HSV) goes through Pillow's ``convert("RGB")``.
 """
 
@@ -34,12 +34,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vtcodec.errors import InputError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_readable
-from vtcodec.metadata import DEFAULT_METADATA, EXIF_PREFIX, Extras, parse_metadata, reset_orientation, strip_exif_prefix
+from vtcodec.metadata import (
+    DEFAULT_METADATA,
+    EXIF_PREFIX,
+    Extras,
+    parse_metadata,
+    quantize_alpha,
+    reset_orientation,
+    strip_exif_prefix,
+)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 
 
-ALPHA_MODES = ("keep", "drop")
+ALPHA_MODES = ("keep", "lossless", "drop")
 _ALPHA_IMAGE_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
@@ -135,6 +143,8 @@ def _prepare(img: Image.Image, keep: frozenset[str], alpha: str) -> Prepared:
         if alpha == "drop" or plane.min() == 255:
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img, plane = Image.alpha_composite(background, img), None
+        elif alpha == "keep":
+            plane = quantize_alpha(plane)
         img = img.convert("RGB")
     # A profile is kept only with the pixels it describes: RGB ones, under an RGB profile.
     keep_icc = "icc" in keep and img.mode == "RGB" and icc is not None and icc[16:20] == b"RGB "

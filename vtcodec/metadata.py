@@ -6,9 +6,10 @@ Each is an optional container chunk (``format-spec/vtk-v1.md``, "Chunks"):
   item's bytes, which come back exactly. EXIF is the TIFF stream (a JPEG's
   ``Exif\\0\\0`` prefix is not part of it), with its orientation set to 1 when the
   rotation was applied to the pixels.
-- ``alph`` holds the alpha plane losslessly: a filter byte (0: none, 1: each byte
-  minus its left neighbour, mod 256) and the zlib stream of the filtered
-  ``height x width`` bytes, rows top to bottom.
+- ``alph`` holds the alpha plane as levels of a step: a filter byte (0: none, 1: each
+  level minus its left neighbour, 2: minus the one above, mod 256), the step (1: exact;
+  5: every alpha within 2/255, 0 and 255 exact) and the zlib stream of the filtered
+  ``height x width`` levels, rows top to bottom; alpha = level x step.
 
 :class:`Extras` is the decoded form; :func:`to_chunks` and :func:`from_chunks`
 convert, and check every limit, so that a corrupt chunk is a :class:`FormatError`.
@@ -32,7 +33,8 @@ MAX_METADATA_BYTES = 1 << 24  # 16 MiB per item, stored or decompressed
 EXIF_PREFIX = b"Exif\x00\x00"
 ORIENTATION_TAG = 0x0112
 _STORED, _ZLIB = 0, 1
-_FILTER_NONE, _FILTER_LEFT = 0, 1
+_FILTER_NONE, _FILTER_LEFT, _FILTER_UP = 0, 1, 2
+ALPHA_STEP = 5  # alpha="keep": levels of 5, so every alpha is within 2/255 and 0 and 255 stay exact
 
 
 @dataclass(frozen=True)
@@ -97,22 +99,33 @@ def _unpack_item(data: bytes, what: str) -> bytes:
     raise FormatError(f"corrupt file: unknown {what} chunk method {data[0]}")
 
 
+def quantize_alpha(alpha: np.ndarray, step: int = ALPHA_STEP) -> np.ndarray:
+    """Alpha rounded to multiples of ``step`` (within step // 2 of each value; 0 and 255 kept when 255 % step == 0)."""
+    return (np.round(alpha.astype(np.float64) / step) * step).astype(np.uint8)
+
+
 def _pack_alpha(alpha: np.ndarray) -> bytes:
     plane = np.ascontiguousarray(alpha, dtype=np.uint8)
-    left = plane.copy()
-    left[:, 1:] -= plane[:, :-1]  # uint8 arithmetic wraps mod 256
-    candidates = [bytes([f]) + zlib.compress(p.tobytes(), 9) for f, p in ((_FILTER_NONE, plane), (_FILTER_LEFT, left))]
-    return min(candidates, key=len)
+    step = ALPHA_STEP if not (plane % ALPHA_STEP).any() else 1
+    levels = plane // step
+    left, up = levels.copy(), levels.copy()
+    left[:, 1:] -= levels[:, :-1]  # uint8 arithmetic wraps mod 256
+    up[1:] -= levels[:-1]
+    filtered = ((_FILTER_NONE, levels), (_FILTER_LEFT, left), (_FILTER_UP, up))
+    return min((bytes([f, step]) + zlib.compress(p.tobytes(), 9) for f, p in filtered), key=len)
 
 
 def _unpack_alpha(data: bytes, width: int, height: int) -> np.ndarray:
-    if not data or data[0] not in (_FILTER_NONE, _FILTER_LEFT):
+    if len(data) < 2 or data[0] not in (_FILTER_NONE, _FILTER_LEFT, _FILTER_UP) or not 1 <= data[1] <= 255:
         raise FormatError("corrupt file: bad alpha chunk")
-    plane = np.frombuffer(_inflate(data[1:], width * height, width * height, "alpha"), dtype=np.uint8)
-    plane = plane.reshape(height, width)
-    if data[0] == _FILTER_LEFT:
-        plane = np.cumsum(plane, axis=1, dtype=np.uint64).astype(np.uint8)  # sum mod 256 undoes the filter
-    return plane
+    levels = np.frombuffer(_inflate(data[2:], width * height, width * height, "alpha"), dtype=np.uint8)
+    levels = levels.reshape(height, width)
+    if data[0] != _FILTER_NONE:  # a running sum mod 256 undoes the filter
+        levels = np.cumsum(levels, axis=1 if data[0] == _FILTER_LEFT else 0, dtype=np.uint64).astype(np.uint8)
+    step = data[1]
+    if levels.size and int(levels.max()) * step > 255:
+        raise FormatError("corrupt file: alpha out of range")
+    return levels * np.uint8(step)
 
 
 def to_chunks(extras: Extras) -> tuple[tuple[bytes, bytes], ...]:

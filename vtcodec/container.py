@@ -9,14 +9,23 @@ magic "VTK" | version u8 | flags u8 | model id (8 bytes)
 
 from __future__ import annotations
 
+import enum
 import struct
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from vtcodec.entropy import Coder
 from vtcodec.errors import FormatError
+
+
+class Coder(enum.IntEnum):
+    """How the payload is coded (``vtcodec.entropy``); stored in the header flags."""
+
+    RAW = 0
+    RANGE = 1
+    CONTEXT = 2
+
 
 MAGIC = b"VTK"
 FORMAT_VERSION = 1

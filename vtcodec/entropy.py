@@ -13,24 +13,15 @@ Three coders:
 
 from __future__ import annotations
 
-import enum
-
 import constriction
 import numpy as np
 
+from vtcodec.container import Coder
 from vtcodec.context_prior import DigitContextPrior, token_digits
 from vtcodec.errors import FormatError
 from vtcodec.prior import TokenPrior
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
-
-
-class Coder(enum.IntEnum):
-    """How the payload is coded; stored in the header flags."""
-
-    RAW = 0
-    RANGE = 1
-    CONTEXT = 2
 
 
 def stream_order(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

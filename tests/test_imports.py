@@ -1,0 +1,58 @@
+"""The package's module-level import graph has no cycles (imports inside functions are lazy by design)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "vtcodec"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """vtcodec modules imported at module level, outside ``if TYPE_CHECKING:``."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vtcodec"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("vtcodec"))
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of ``graph`` as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*trail, node, nxt]
+            if nxt not in state and (cycle := visit(nxt, [*trail, node])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state and (cycle := visit(name, [])):
+            return cycle
+    return None
+
+
+def test_find_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_cycles():
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {m for m in top_level_imports(path) if m in modules and m != name and m != "vtcodec"}
+        for name, path in modules.items()
+    }
+    assert find_cycle(graph) is None
+    assert "vtcodec.entropy" not in graph["vtcodec.container"]  # parsing a header loads no coder

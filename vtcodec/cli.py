@@ -49,6 +49,10 @@ ManifestOption = Annotated[
     Optional[Path], typer.Option("--manifest", help="Append one JSON line per file (many inputs).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+MinutesOption = Annotated[float, typer.Option("--minutes", min=0.0, help="Wall-time budget of the run.")]
+StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Also stop after N steps in all.")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from RUN/last.ckpt.")]
+ExportOnlyOption = Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")]
 MaxPixelsOption = Annotated[
     Optional[int],
     typer.Option(
@@ -335,9 +339,9 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, exported model.")],
     val: Annotated[Optional[Path], typer.Option("--val", help="Held-out folder for periodic evaluation.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="JSON with 'model' and 'train' sections.")] = None,
-    minutes: Annotated[float, typer.Option("--minutes", min=0.0, help="Wall-time budget of the run.")] = 60.0,
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Also stop after N steps in all.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN/last.ckpt.")] = False,
+    minutes: MinutesOption = 60.0,
+    steps: StepsOption = None,
+    resume: ResumeOption = False,
     init: Annotated[
         Optional[Path], typer.Option("--init", help="Start from a model file (e.g. the shipped one).")
     ] = None,
@@ -345,7 +349,7 @@ def train(
         Optional[Path],
         typer.Option("--refit", help="No training: fit the priors again for this model file's weights."),
     ] = None,
-    export_only: Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")] = False,
+    export_only: ExportOnlyOption = False,
     prior_tiles: Annotated[
         Optional[int], typer.Option("--prior-tiles", min=1, help="Training tiles to fit the priors on [16384].")
     ] = None,
@@ -416,9 +420,9 @@ def train_decoder(
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, RUN/decoder.safetensors.")],
     val: Annotated[Optional[Path], typer.Option("--val", help="Held-out folder for periodic evaluation.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="JSON with a 'decoder_train' section.")] = None,
-    minutes: Annotated[float, typer.Option("--minutes", min=0.0, help="Wall-time budget of the run.")] = 60.0,
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Also stop after N steps in all.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN/last.ckpt.")] = False,
+    minutes: MinutesOption = 60.0,
+    steps: StepsOption = None,
+    resume: ResumeOption = False,
     init_decoder: Annotated[
         Optional[str], typer.Option("--init-decoder", help="Start from this decoder of the model (name or file).")
     ] = None,
@@ -427,7 +431,7 @@ def train_decoder(
         typer.Option("--perceptual-weights", help="The stlpips-pytorch 0.0.2 wheel, for the 'perceptual' loss."),
     ] = None,
     name: Annotated[str, typer.Option("--name", help="The decoder's name in the registry.")] = "grid",
-    export_only: Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")] = False,
+    export_only: ExportOnlyOption = False,
 ) -> None:
     """Train a whole-grid decoder for a model's token space (encoder frozen), export RUN/decoder.safetensors.
 

@@ -46,7 +46,18 @@ def odd_images() -> dict[str, bytes]:
     gray16 = Image.fromarray(np.arange(40 * 30, dtype=np.uint16).reshape(30, 40) * 50)
     palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
     palette.info["transparency"] = 0
+    frames = [random_image(40, 30, seed=s) for s in range(3)]
+
+    def animated(fmt: str, **kwargs) -> bytes:
+        return saved(frames[0], fmt, save_all=True, append_images=frames[1:], **kwargs)
+
     return {
+        "anim.webp": animated("WEBP"),
+        "anim.png": animated("PNG"),
+        "pages.tiff": animated("TIFF"),
+        "bad-icc.jpg": saved(rgb, "JPEG", icc_profile=b"\x00" * 300),
+        "cmyk-bad-icc.jpg": saved(rgb.convert("CMYK"), "JPEG", icc_profile=b"junk" * 40),
+        "la-premultiplied.tiff": saved(rgb.convert("RGBA").convert("La").convert("LA"), "TIFF"),
         "16bit.png": saved(gray16, "PNG"),
         "cmyk.jpg": saved(rgb.convert("CMYK"), "JPEG"),
         "palette-alpha.png": saved(palette, "PNG", transparency=0),
@@ -57,7 +68,10 @@ def odd_images() -> dict[str, bytes]:
     }
 
 
-ODD_NAMES = ["16bit.png", "cmyk.jpg", "palette-alpha.png", "la.png", "1x1.png", "1x5000.png", "5000x1.png"]
+ODD_NAMES = [
+    *("anim.webp", "anim.png", "pages.tiff", "bad-icc.jpg", "cmyk-bad-icc.jpg", "la-premultiplied.tiff"),
+    *("16bit.png", "cmyk.jpg", "palette-alpha.png", "la.png", "1x1.png", "1x5000.png", "5000x1.png"),
+]
 
 
 @pytest.mark.parametrize("name", ODD_NAMES)

@@ -218,7 +218,7 @@ def _read(path: Path, frame: int | None, convert, warn_frames: bool = True):
                 img.seek(frame)
             elif frames > 1 and warn_frames:
                 warnings.warn(
-                    f"{path}: only the first of {frames} frames is coded (choose one with frame=N / --frame N)",
+                    f"{path}: only the first of {frames} frames is coded; --frame N (frame=N) picks another",
                     VtcodecWarning,
                     stacklevel=3,
                 )

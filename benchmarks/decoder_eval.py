@@ -6,7 +6,7 @@
 Every image is encoded once per token count with the default model; each decoder
 decodes the same ``.vtk`` bytes, so the comparison is at equal bytes by
 construction. Per decoder and token count it prints the mean bpp, PSNR-RGB,
-MS-SSIM (if pytorch-msssim is installed), the seam ratio (``vtcodec.seams``: the
+MS-SSIM (if pytorch-msssim is installed), HaarPSI (``vtcodec.metrics``), the seam ratio (``vtcodec.seams``: the
 step across 128-pixel tile borders against the step elsewhere, over the same ratio
 in the original; 1.0 is the original's), and decode ms per image with its ratio
 to the ``tiled`` decoder measured in the same run. It also counts the decoder's
@@ -81,11 +81,10 @@ def main() -> None:
     files = files[: args.limit]
     if not files:
         raise SystemExit(f"no images in {args.images}")
-    metrics = Metrics(["psnr-rgb", "ms-ssim"])
+    metrics = Metrics(["psnr-rgb", "ms-ssim", "haarpsi"])
     tile = model.config.tile_size
-    stats = {
-        (name, n): {"bpp": [], "psnr": [], "msssim": [], "seam": [], "ms": []} for name in chosen for n in args.tokens
-    }
+    fields = ("bpp", "psnr", "msssim", "haarpsi", "seam", "ms")
+    stats = {(name, n): {f: [] for f in fields} for name in chosen for n in args.tokens}
     for path in files:
         image = open_image(path)
         pixels = np.asarray(image)
@@ -103,6 +102,7 @@ def main() -> None:
                 row["bpp"].append(8 * len(data) / (image.width * image.height))
                 row["psnr"].append(scores["psnr-rgb"])
                 row["msssim"].append(None if np.isnan(scores["ms-ssim"]) else scores["ms-ssim"])
+                row["haarpsi"].append(scores["haarpsi"])
                 row["seam"].append(seam_ratio(pixels, decoded, tile))
                 row["ms"].append(1000 * seconds)
         print(f"{path.name} done", flush=True)
@@ -110,8 +110,8 @@ def main() -> None:
     cost = {name: macs_per_pixel(d, grid, 64) for name, d in decoders.items()}
     rows = []
     print(f"{len(files)} images from {args.images}; model {model.model_id.hex()}; every decoder reads the same files")
-    print("| decoder | tokens | bpp | PSNR | MS-SSIM | seam ratio | decode ms | vs tiled |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| decoder | tokens | bpp | PSNR | MS-SSIM | HaarPSI | seam ratio | decode ms | vs tiled |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.tokens:
         base_ms = float(np.mean(stats[("tiled", n)]["ms"]))
         for name in chosen:
@@ -123,6 +123,7 @@ def main() -> None:
                 "bpp": float(np.mean(row["bpp"])),
                 "psnr": float(np.mean(row["psnr"])),
                 "msssim": float(np.mean(ms)) if ms else None,
+                "haarpsi": float(np.mean(row["haarpsi"])),
                 "seam": float(np.mean(row["seam"])),
                 "decode_ms": float(np.mean(row["ms"])),
                 "decode_ratio": float(np.mean(row["ms"])) / base_ms,
@@ -130,7 +131,8 @@ def main() -> None:
             rows.append(record)
             msssim = f"{record['msssim']:.4f}" if record["msssim"] is not None else "n/a"
             print(
-                f"| {name} | {n} | {record['bpp']:.4f} | {record['psnr']:.2f} | {msssim} | {record['seam']:.2f} | "
+                f"| {name} | {n} | {record['bpp']:.4f} | {record['psnr']:.2f} | {msssim} | {record['haarpsi']:.4f} | "
+                f"{record['seam']:.2f} | "
                 f"{record['decode_ms']:.0f} | {record['decode_ratio']:.2f}x |"
             )
     print(

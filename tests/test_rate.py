@@ -131,3 +131,21 @@ def test_tokenize_is_the_prefix_source(tiny_model):
     stream = read_tokens(vtcodec.compress(image, tokens=[1, 2, 3, 4], model=tiny_model), tiny_model)
     for i, count in enumerate([1, 2, 3, 4]):
         assert stream.ids[i, :count].tolist() == ids[i, :count].tolist()
+
+
+def test_largest_passing_bisects_integers():
+    from vtcodec.rate import largest_passing
+
+    calls = []
+
+    def under(limit):
+        def ok(n):
+            calls.append(n)
+            return n <= limit
+
+        return ok
+
+    assert largest_passing(0, 100, under(37)) == 37 and len(calls) <= 9
+    assert largest_passing(0, 100, under(100)) == 100
+    assert largest_passing(0, 100, under(0)) == 0
+    assert largest_passing(5, 100, under(3)) is None

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from vtcodec import codec
 from vtcodec.imageio import open_image
 from vtcodec.metrics import METRICS, missing, psnr_rgb
+from vtcodec.rate import largest_passing
 from vtcodec.zoo import LoadedModel
 
 SCALES = (1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
@@ -129,15 +130,9 @@ def largest_fitting(encode: Callable[[int], bytes], q_min: int, q_max: int, max_
             cache[q] = encode(q)
         return len(cache[q])
 
-    if size(q_min) > max_bytes:
+    lo = largest_passing(q_min, q_max, lambda q: size(q) <= max_bytes)
+    if lo is None:
         return None
-    lo, hi = q_min, q_max
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if size(mid) <= max_bytes:
-            lo = mid
-        else:
-            hi = mid - 1
     best = lo
     for q in range(max(lo - 2, q_min), min(lo + 2, q_max) + 1):
         if size(q) <= max_bytes and size(q) > size(best):

@@ -148,17 +148,14 @@ def fit_bytes(
 
 def fit_uniform_bytes(tokens: TokenImage, model: LoadedModel, budget: int, chunks: Chunks = ()) -> EncodeResult | None:
     """The same token count in every tile, the largest whose file fits ``budget`` (None if none does)."""
-    best = None
-    lo, hi = 0, model.config.max_tokens
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        counts = np.full(tokens.grid.count, mid)
-        data = pack_tokens(tokens, counts, model, chunks)
-        if len(data) <= budget:
-            best, lo = EncodeResult(data, counts), mid + 1
-        else:
-            hi = mid - 1
-    return best
+    files: dict[int, bytes] = {}
+
+    def fits(n: int) -> bool:
+        files[n] = pack_tokens(tokens, np.full(tokens.grid.count, n), model, chunks)
+        return len(files[n]) <= budget
+
+    n = rate.largest_passing(0, model.config.max_tokens, fits)
+    return None if n is None else EncodeResult(files[n], np.full(tokens.grid.count, n))
 
 
 def _fit_psnr(
@@ -348,13 +345,8 @@ def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = 
     def size(counts: np.ndarray) -> int:
         return len(pack_tokens(token_image, counts, stream.model, chunks))
 
-    lo, hi = 0, int(original.max())  # largest cap that fits: size(min(original, lo)) <= max_bytes
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if size(np.minimum(original, mid)) <= max_bytes:
-            lo = mid
-        else:
-            hi = mid - 1
+    # the largest cap that fits (a cap of 0 does: the budget is at least the smallest file)
+    lo = rate.largest_passing(0, int(original.max()), lambda cap: size(np.minimum(original, cap)) <= max_bytes)
     counts = np.minimum(original, lo)
     for i in np.flatnonzero(original > lo):
         trial = counts.copy()

@@ -26,6 +26,22 @@ if TYPE_CHECKING:
 LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448)
 
 
+def largest_passing(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
+    """The largest integer ``n`` in ``lo … hi`` with ``ok(n)``, by bisection; None if ``ok(lo)`` fails.
+
+    ``ok`` must hold up to some ``n`` and fail above it (a file that grows with ``n`` under a budget).
+    """
+    if not ok(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 @dataclass(frozen=True)
 class RDTable:
     """Per-tile rate (bits) for every prefix 0..K, and measured SSE at the ``lengths`` ladder."""

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vtcodec.prior import quantize_rows
+
 CONTEXT_FREQ_BITS = 15
 CONTEXT_FREQ_TOTAL = 1 << CONTEXT_FREQ_BITS
 # Back-off chain of the smoothing, coarse to fine: each level's counts are smoothed
@@ -87,19 +89,6 @@ def token_layout(scales: list[tuple[int, int, np.ndarray]]) -> tuple[np.ndarray,
         start += groups * cells
         group += groups
     return np.array(group_of, dtype=np.int64), np.array(rows, dtype=np.int64).reshape(-1, 3)
-
-
-def quantize_rows(probabilities: np.ndarray, total: int) -> np.ndarray:
-    """Integer rows, every entry >= 1, each row summing to ``total`` (largest remainder, ties by index)."""
-    symbols = probabilities.shape[1]
-    spare = total - symbols
-    share = probabilities / probabilities.sum(axis=1, keepdims=True) * spare
-    base = np.floor(share).astype(np.int64)
-    left = spare - base.sum(axis=1)
-    rank = np.argsort(-(share - base), axis=1, kind="stable")
-    bonus = np.zeros_like(base)
-    np.put_along_axis(bonus, rank, (np.arange(symbols)[None, :] < left[:, None]).astype(np.int64), axis=1)
-    return base + bonus + 1
 
 
 def token_digits(ids: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:

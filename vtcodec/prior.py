@@ -19,26 +19,26 @@ FREQ_BITS = 20
 FREQ_TOTAL = 1 << FREQ_BITS
 
 
-def quantize_counts(counts: np.ndarray, total: int = FREQ_TOTAL) -> np.ndarray:
-    """Integer frequencies, each >= 1, summing to ``total`` per row (largest-remainder rounding).
-
-    Deterministic: ties are broken by symbol index.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    rows, symbols = counts.shape
+def quantize_rows(probabilities: np.ndarray, total: int) -> np.ndarray:
+    """Integer rows, every entry >= 1, each row summing to ``total`` (largest remainder, ties by index)."""
+    symbols = probabilities.shape[1]
     if symbols > total:
         raise ValueError("alphabet larger than the frequency total")
     spare = total - symbols
-    freqs = np.ones((rows, symbols), dtype=np.int64)
-    for r in range(rows):
-        row = counts[r]
-        share = row / row.sum() * spare if row.sum() > 0 else np.full(symbols, spare / symbols)
-        base = np.floor(share).astype(np.int64)
-        left = spare - int(base.sum())
-        order = np.lexsort((np.arange(symbols), -(share - base)))
-        base[order[:left]] += 1
-        freqs[r] += base
-    return freqs
+    share = probabilities / probabilities.sum(axis=1, keepdims=True) * spare
+    base = np.floor(share).astype(np.int64)
+    left = spare - base.sum(axis=1)
+    rank = np.argsort(-(share - base), axis=1, kind="stable")
+    bonus = np.zeros_like(base)
+    np.put_along_axis(bonus, rank, (np.arange(symbols)[None, :] < left[:, None]).astype(np.int64), axis=1)
+    return base + bonus + 1
+
+
+def quantize_counts(counts: np.ndarray, total: int = FREQ_TOTAL) -> np.ndarray:
+    """:func:`quantize_rows` of counts; a row of zeros becomes uniform. Deterministic: ties by symbol index."""
+    counts = np.array(counts, dtype=np.float64)
+    counts[counts.sum(axis=1) <= 0] = 1.0
+    return quantize_rows(counts, total)
 
 
 @dataclass(frozen=True)

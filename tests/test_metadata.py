@@ -84,13 +84,15 @@ def test_a_kept_profile_round_trips_with_its_pixels(tiny_model, profile):
     assert png.info["icc_profile"] == profile
 
 
-def test_a_profile_for_other_pixels_is_converted_even_when_kept():
+def test_grey_pixels_under_an_rgb_profile_are_converted_even_when_kept():
     gray_pixels = Image.new("L", (8, 8), 100)
-    gray_pixels.info["icc_profile"] = display_p3()  # an RGB profile on grey pixels: not theirs to keep
+    gray_pixels.info["icc_profile"] = adobe_rgb()  # a photo turned grey that kept its RGB profile
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", VtcodecWarning)
+        warnings.simplefilter("error", VtcodecWarning)
         prepared = prepare(gray_pixels, "icc")
-    assert prepared.extras.icc is None
+    assert prepared.extras.icc is None and prepared.converted
+    r, g, b = (int(v) for v in prepared.pixels[0, 0])
+    assert max(r, g, b) - min(r, g, b) <= 1 and abs(r - 100) <= 6  # still grey, through the other tone curve
 
 
 def test_a_broken_profile_is_dropped_with_a_warning():

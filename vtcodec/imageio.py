@@ -105,6 +105,8 @@ def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
     """``img`` (RGB, L or CMYK) converted from the profile ``icc`` to sRGB; as it is, with a warning, if unusable."""
     from PIL import ImageCms
 
+    if img.mode == "L" and icc[16:20] == b"RGB ":
+        img = img.convert("RGB")  # grey pixels under an RGB profile (a photo turned grey that kept its profile)
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode="RGB")

@@ -27,6 +27,7 @@ from vtcodec.data import CropSampler, list_images, load_rgb
 from vtcodec.decoders import DECODER_PREFIXES, save_decoder
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
+from vtcodec.perceptual import PatchDiscriminator, hinge_discriminator_loss, hinge_generator_loss, load_stlpips
 from vtcodec.seams import seam_ratio
 from vtcodec.train import learning_rate, psnr, sample_lengths, save_checkpoint
 
@@ -224,8 +225,6 @@ def train_decoder(
         model, cfg, fresh = starting_network(init_weights, init_decoder, cfg)
     for p in model.parameters():
         p.requires_grad_(False)
-    from vtcodec.perceptual import hinge_discriminator_loss, hinge_generator_loss
-
     params = decoder_parameters(model)
     for p in params:
         p.requires_grad_(True)
@@ -233,8 +232,6 @@ def train_decoder(
         raise InputError(f"unknown decoder loss {cfg.loss!r} (mse or perceptual)")
     lpips, disc, disc_opt = None, None, None
     if cfg.loss == "perceptual":
-        from vtcodec.perceptual import PatchDiscriminator, load_stlpips
-
         if perceptual_weights is None:
             raise InputError("a perceptual loss needs --perceptual-weights (the stlpips-pytorch 0.0.2 wheel)")
         lpips = load_stlpips(perceptual_weights)

@@ -4,8 +4,11 @@ Each sample is a crop of ``rows x cols`` tiles. The frozen encoder tokenizes eve
 tile, every tile keeps its own random prefix (or all tiles one, as ``--tokens``
 files have), and the decoder renders the crop as one mosaic
 (``ConvTokenizer.render_mosaic``), so it learns to use its neighbours' tokens
-across tile borders. It starts from the token space's own decoder weights. Every
-file of the token space decodes with the result.
+across tile borders. It starts from the token space's own decoder weights, or from
+another decoder of it (``--init-decoder``), grown function-preservingly when the
+config's ``architecture`` asks (``vtcodec.models.growth``). The loss is MSE, or with
+``"loss": "perceptual"`` MSE plus ST-LPIPS and a patch discriminator
+(``vtcodec.perceptual``). Every file of the token space decodes with the result.
 
 Run as ``vtcodec train-decoder DATA_DIR... --init MODEL --out RUN_DIR`` or
 ``python -m vtcodec.train_decoder``.

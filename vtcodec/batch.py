@@ -29,7 +29,7 @@ from vtcodec import codec, container
 from vtcodec.decoders import load_decoder
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
-from vtcodec.imageio import Prepared, image_file_bytes, open_prepared, prepare, with_extras
+from vtcodec.imageio import Prepared, check_options, image_file_bytes, open_prepared, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, Extras, to_chunks
 from vtcodec.tiling import TileGrid, iter_tile_batches, place_tiles
 from vtcodec.zoo import LoadedModel
@@ -234,7 +234,7 @@ def encode_many(
     ``psnr``) are per image and run image by image. ``metadata`` and ``alpha`` are
     as for :func:`vtcodec.codec.encode`.
     """
-    prepare(Image.new("RGB", (1, 1)), metadata, alpha)  # a bad option fails before any file is read
+    check_options(metadata, alpha)  # a bad option fails before any file is read
     if batch_size < 1 or threads < 1:
         raise InputError("batch size and jobs must be >= 1")
     targets = [v for v in (tokens, max_bytes, bpp, psnr) if v is not None]

@@ -12,7 +12,7 @@ from PIL import Image
 from vtcodec import container, entropy, rate
 from vtcodec.decoders import Decoder, load_decoder
 from vtcodec.errors import InputError, UnknownModelError
-from vtcodec.imageio import Prepared, prepare, to_rgb, with_extras
+from vtcodec.imageio import Prepared, prepare, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, Extras, from_chunks, to_chunks
 from vtcodec.metrics import psnr_rgb
 from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches
@@ -34,27 +34,24 @@ def _resolve(model: ModelSpec) -> LoadedModel:
     return model if isinstance(model, LoadedModel) else load_model(model)
 
 
-def _as_pixels(image: ImageInput) -> np.ndarray:
+def _prepared(image: ImageInput, keep: str | frozenset[str], alpha: str) -> Prepared:
+    """Pixels and extras of a PIL image, a uint8 array (RGB, or RGBA) or an already prepared image."""
     if isinstance(image, Prepared):
-        return image.pixels
+        return image
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
             raise InputError("arrays must be uint8 with shape (height, width, 3), or 4 with alpha")
-        return image[..., :3]
+        if image.shape[2] == 3:
+            return Prepared(image)
+        image = Image.fromarray(np.ascontiguousarray(image), "RGBA")
     if not isinstance(image, Image.Image):
         raise InputError(f"expected a PIL image or a uint8 array, got {type(image).__name__}")
-    return np.asarray(to_rgb(image), dtype=np.uint8)
+    return prepare(image, keep, alpha)
 
 
-def _prepared(image: ImageInput, keep: str | frozenset[str], alpha: str) -> Prepared:
-    """Pixels and extras of an image, a uint8 array (RGB or RGBA) or an already prepared image."""
-    if isinstance(image, Prepared):
-        return image
-    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2:] == (4,) and image.dtype == np.uint8:
-        image = Image.fromarray(np.ascontiguousarray(image), "RGBA")
-    if isinstance(image, Image.Image):
-        return prepare(image, keep, alpha)
-    return Prepared(_as_pixels(image))
+def _as_pixels(image: ImageInput) -> np.ndarray:
+    """The RGB pixels the tokenizer codes (alpha composited over white, as ``to_rgb`` does)."""
+    return _prepared(image, "none", "drop").pixels
 
 
 @dataclass(frozen=True)
@@ -200,7 +197,7 @@ def encode(
     miss it, ``target_met`` is False and the file keeps every token.
 
     ``metadata`` (``all``, ``none`` or a comma list of ``icc``, ``exif``, ``xmp``) and
-    ``alpha`` (``keep`` or ``drop``) say what travels beside the pixels
+    ``alpha`` (``keep``, ``lossless`` or ``drop``) say what travels beside the pixels
     (``vtcodec.imageio.prepare``); budgets count their bytes.
     """
     chosen = [

@@ -119,14 +119,19 @@ def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
         return img.convert("RGB")
 
 
+def check_options(metadata: str | frozenset[str], alpha: str) -> frozenset[str]:
+    """The metadata kinds to keep; :class:`InputError` for an unknown kind or alpha mode."""
+    if alpha not in ALPHA_MODES:
+        raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, not {alpha!r}")
+    return parse_metadata(metadata)
+
+
 def prepare(img: Image.Image, metadata: str | frozenset[str] = DEFAULT_METADATA, alpha: str = "keep") -> Prepared:
     """Pixels and extras of any Pillow image under the module policy; ``metadata`` names what to keep.
 
     Whatever Pillow raises while converting becomes an :class:`InputError`.
     """
-    keep = parse_metadata(metadata)
-    if alpha not in ALPHA_MODES:
-        raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, not {alpha!r}")
+    keep = check_options(metadata, alpha)
     try:
         return _prepare(img, keep, alpha)
     except (VtcodecError, MemoryError, RecursionError):
@@ -200,7 +205,7 @@ def open_prepared(
     path: str | Path, frame: int | None = None, metadata: str | frozenset[str] = DEFAULT_METADATA, alpha: str = "keep"
 ) -> Prepared:
     """:func:`prepare` of one frame of an image file; every failure is an :class:`InputError` naming the file."""
-    parse_metadata(metadata)
+    check_options(metadata, alpha)  # a bad option is no fault of the file
     return _read(Path(path), frame, lambda img: prepare(img, metadata, alpha))
 
 

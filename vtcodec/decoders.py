@@ -27,7 +27,7 @@ import json
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -216,8 +216,7 @@ def _decoder_config(model: LoadedModel, arch: object) -> TokenizerConfig:
     """The token space's config with a decoder file's architecture keys (none: the token space's own decoder)."""
     if not isinstance(arch, dict) or set(arch) - set(DECODER_ARCHITECTURE):
         raise ValueError(f"architecture {arch!r}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
-    config = replace(model.config, **values)
+    config = TokenizerConfig.from_dict({**model.config.to_dict(), **arch})  # JSON lists become tuples there
     blocks, hidden = config.decoder_stage_blocks(), config.decoder_stage_hidden()  # validates them
     if max(blocks) > 64 or max(hidden) > 4096 or not 0 <= config.decoder_attention <= 64:
         raise ValueError(f"architecture {arch!r} out of range")

@@ -186,7 +186,7 @@ def starting_network(
     if not cfg.architecture:
         return model, cfg, set()
     try:
-        grown = grow_decoder(model, **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.architecture.items()})
+        grown = grow_decoder(model, **cfg.architecture)
     except (TypeError, ValueError) as exc:
         raise InputError(f"cannot grow the decoder to {cfg.architecture} ({exc})") from None
     return grown, replace(cfg, grid_from=map_index(model, grown, cfg.grid_from)), fresh_parameters(model, grown)

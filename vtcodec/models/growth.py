@@ -15,13 +15,18 @@ before it), which kind, and which one of that kind within the stage.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import nn
 
 from vtcodec.models import build_model
-from vtcodec.models.tokenizer import DECODER_ARCHITECTURE, AttentionBlock, ConvTokenizer, ResBlock, Upsample
+from vtcodec.models.tokenizer import (
+    DECODER_ARCHITECTURE,
+    AttentionBlock,
+    ConvTokenizer,
+    ResBlock,
+    TokenizerConfig,
+    Upsample,
+)
 
 
 def layer_keys(decoder: nn.Sequential) -> list[tuple[int, str, int]]:
@@ -50,7 +55,7 @@ def grow_decoder(network: ConvTokenizer, **architecture: object) -> ConvTokenize
     unknown = set(architecture) - set(DECODER_ARCHITECTURE)
     if unknown:
         raise ValueError(f"only the decoder can grow here, not {', '.join(sorted(unknown))}")
-    target = build_model(replace(network.config, **architecture))
+    target = build_model(TokenizerConfig.from_dict({**network.config.to_dict(), **architecture}))  # lists -> tuples
     state = target.state_dict()
     source_state = network.state_dict()
     for name, value in source_state.items():

@@ -1,13 +1,15 @@
 """Decoders of one token space side by side: quality, seams and decode cost from the same files.
 
     python benchmarks/decoder_eval.py [--images ../shared/data/train/bsds500/val] [--limit 40]
-        [--decoders tiled grid runs/x/decoder.safetensors] [--tokens 16 32 64 128 256 512] [--json out.json]
+        [--decoders tiled grid runs/x/decoder.safetensors] [--tokens 16 32 64 128 256 512]
+        [--metrics psnr-rgb ms-ssim haarpsi ssimulacra2] [--json out.json]
 
 Every image is encoded once per token count with the default model; each decoder
 decodes the same ``.vtk`` bytes, so the comparison is at equal bytes by
-construction. Per decoder and token count it prints the mean bpp, PSNR-RGB,
-MS-SSIM (if pytorch-msssim is installed), HaarPSI (``vtcodec.metrics``), the seam ratio (``vtcodec.seams``: the
-step across 128-pixel tile borders against the step elsewhere, over the same ratio
+construction. Per decoder and token count it prints the mean bpp, the metrics
+(``vtcodec.metrics``; default PSNR-RGB, MS-SSIM if pytorch-msssim is installed,
+HaarPSI), the seam ratio (``vtcodec.seams``: the step across 128-pixel tile borders
+against the step elsewhere, over the same ratio
 in the original; 1.0 is the original's), and decode ms per image with its ratio
 to the ``tiled`` decoder measured in the same run. It also counts the decoder's
 multiply-accumulates per output pixel with forward hooks. Choose decoders on a
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 import vtcodec
-from vtcodec.bench import Metrics
+from vtcodec.bench import METRIC_LABELS, Metrics
 from vtcodec.codec import pack_tokens, read_tokens, tokenize
 from vtcodec.decoders import Decoder, decoder_names, load_decoder
 from vtcodec.imageio import open_image
@@ -34,6 +36,11 @@ from vtcodec.seams import seam_ratio
 from vtcodec.tiling import TileGrid
 
 ROOT = Path(__file__).resolve().parent.parent
+KEYS = {"psnr-rgb": "psnr", "ms-ssim": "msssim"}  # the JSON keys of earlier results files
+
+
+def _format(metric: str, value: float) -> str:
+    return f"{value:.2f}" if metric in ("psnr-rgb", "ssimulacra2") else f"{value:.4f}"
 
 
 def macs_per_pixel(decoder: Decoder, grid: TileGrid, tokens: int) -> float:
@@ -69,9 +76,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--decoders", nargs="+", default=None, help="names or decoder files [every known one]")
     parser.add_argument("--tokens", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512])
+    parser.add_argument("--metrics", nargs="+", default=["psnr-rgb", "ms-ssim", "haarpsi"], help="of vtcodec.metrics")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if (ROOT / "models").is_dir():
+        vtcodec.add_model_dir(ROOT / "models")  # the tiled decoder, the baseline of the timings, is not shipped
     model = vtcodec.load_model()
     chosen = args.decoders or decoder_names(model)
     if "tiled" not in chosen:
@@ -81,9 +91,10 @@ def main() -> None:
     files = files[: args.limit]
     if not files:
         raise SystemExit(f"no images in {args.images}")
-    metrics = Metrics(["psnr-rgb", "ms-ssim", "haarpsi"])
+    metrics = Metrics(args.metrics)
+    keys = {m: KEYS.get(m, m) for m in metrics.names}  # JSON keys, as earlier results files have them
     tile = model.config.tile_size
-    fields = ("bpp", "psnr", "msssim", "haarpsi", "seam", "ms")
+    fields = ("bpp", *keys.values(), "seam", "ms")
     stats = {(name, n): {f: [] for f in fields} for name in chosen for n in args.tokens}
     for path in files:
         image = open_image(path)
@@ -100,9 +111,8 @@ def main() -> None:
                 scores = metrics(pixels, decoded)
                 row = stats[(name, n)]
                 row["bpp"].append(8 * len(data) / (image.width * image.height))
-                row["psnr"].append(scores["psnr-rgb"])
-                row["msssim"].append(None if np.isnan(scores["ms-ssim"]) else scores["ms-ssim"])
-                row["haarpsi"].append(scores["haarpsi"])
+                for metric, key in keys.items():
+                    row[key].append(scores[metric])
                 row["seam"].append(seam_ratio(pixels, decoded, tile))
                 row["ms"].append(1000 * seconds)
         print(f"{path.name} done", flush=True)
@@ -110,29 +120,26 @@ def main() -> None:
     cost = {name: macs_per_pixel(d, grid, 64) for name, d in decoders.items()}
     rows = []
     print(f"{len(files)} images from {args.images}; model {model.model_id.hex()}; every decoder reads the same files")
-    print("| decoder | tokens | bpp | PSNR | MS-SSIM | HaarPSI | seam ratio | decode ms | vs tiled |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    labels = " | ".join(METRIC_LABELS.get(m, m) for m in keys)
+    print(f"| decoder | tokens | bpp | {labels} | seam ratio | decode ms | vs tiled |")
+    print("|---|---|---|" + "---|" * len(keys) + "---|---|---|")
     for n in args.tokens:
         base_ms = float(np.mean(stats[("tiled", n)]["ms"]))
         for name in chosen:
             row = stats[(name, n)]
-            ms = [v for v in row["msssim"] if v is not None]
-            record = {
-                "decoder": name,
-                "tokens": n,
-                "bpp": float(np.mean(row["bpp"])),
-                "psnr": float(np.mean(row["psnr"])),
-                "msssim": float(np.mean(ms)) if ms else None,
-                "haarpsi": float(np.mean(row["haarpsi"])),
+            record = {"decoder": name, "tokens": n, "bpp": float(np.mean(row["bpp"]))}
+            for key in keys.values():
+                finite = [v for v in row[key] if np.isfinite(v)]
+                record[key] = float(np.mean(finite)) if finite else None
+            record |= {
                 "seam": float(np.mean(row["seam"])),
                 "decode_ms": float(np.mean(row["ms"])),
                 "decode_ratio": float(np.mean(row["ms"])) / base_ms,
             }
             rows.append(record)
-            msssim = f"{record['msssim']:.4f}" if record["msssim"] is not None else "n/a"
+            values = " | ".join("n/a" if record[k] is None else _format(m, record[k]) for m, k in keys.items())
             print(
-                f"| {name} | {n} | {record['bpp']:.4f} | {record['psnr']:.2f} | {msssim} | {record['haarpsi']:.4f} | "
-                f"{record['seam']:.2f} | "
+                f"| {name} | {n} | {record['bpp']:.4f} | {values} | {record['seam']:.2f} | "
                 f"{record['decode_ms']:.0f} | {record['decode_ratio']:.2f}x |"
             )
     print(

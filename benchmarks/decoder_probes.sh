@@ -14,6 +14,6 @@ probes=("${@:-deeper wider attention}")
 data=../shared/data/train
 for probe in ${probes[*]}; do
   vtcodec train-decoder "$data/bsds500/train" "$data/bsds500/test" "$data/imagenet-sample" \
-    --val "$data/bsds500/val" --init vtcodec/weights/default.safetensors --init-decoder grid \
+    --val "$data/bsds500/val" --init vtcodec/weights/v3.safetensors --init-decoder grid \
     --config "configs/probe-$probe.json" --out "runs/probe-$probe" --minutes "$minutes" --name "grid-$probe"
 done

@@ -23,7 +23,7 @@ python3 -c "import torch, vtcodec; print('torch', torch.__version__, 'cuda', tor
 RESUME=()
 [ -f runs/gpu/last.ckpt ] && RESUME=(--resume)
 if [ -d "$DATA" ]; then
-  python3 -m vtcodec train-decoder "$DATA"/* --init vtcodec/weights/default.safetensors \
+  python3 -m vtcodec train-decoder "$DATA"/* --init vtcodec/weights/v3.safetensors \
     --config configs/dec1.json --out runs/gpu --minutes "$MINUTES" "${RESUME[@]}" 2>&1 | grep -v "s/s\]" | tail -40
   cp runs/gpu/log.jsonl runs/gpu/decoder.safetensors "$OUT"/
 else

@@ -8,7 +8,7 @@ directions byte for byte (tokens -> bytes and bytes -> tokens). Run this only wh
 the shipped model or the format changes, and commit the results together.
 ``lighthouse-chunks`` carries one chunk of each kind (colour profile, EXIF, XMP, alpha);
 its record lists them as hex. The ``v0-*``, ``v1-*`` and ``v2-*`` goldens are frozen:
-vtcodec wrote them with the earlier shipped models (``weights/v0.safetensors``,
+vtcodec wrote them with the earlier shipped models (the repository's ``models/v0.safetensors``,
 ``v1.safetensors``, ``v2.safetensors``), and they must keep decoding; this script never rewrites them.
 """
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vtcodec import cli
+from vtcodec import cli, registry
 from vtcodec.context_prior import DigitContextPrior
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.prior import TokenPrior
@@ -19,6 +19,17 @@ from vtcodec.zoo import context_layout, load_model, save_model
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SHARED = ROOT.parent / "shared" / "data"
+LEGACY = ROOT / "models"  # the repository's folder of models that the wheel does not ship
+
+if LEGACY.is_dir():
+    registry.add_model_dir(LEGACY)
+
+
+def installed(model_id: str) -> bool:
+    """Whether the registered model with this id (hex) is installed here."""
+    entry = registry.load_manifest().model(bytes.fromhex(model_id))
+    return entry is not None and registry.locate(entry) is not None
+
 
 TINY_CONFIG = TokenizerConfig(tile_size=32, max_tokens=8, channels=(8, 8, 8, 8), fsq_levels=(5, 3))
 

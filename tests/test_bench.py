@@ -8,8 +8,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from vtcodec import bench
+from vtcodec.models import build_model
 
 from .conftest import random_image
 
@@ -110,7 +112,35 @@ def test_bench_decodes_with_the_chosen_decoder(tmp_path, tiny_model, monkeypatch
         return real(model, name)
 
     monkeypatch.setattr(decoders, "load_decoder", spy)
-    bench.run_bench(sorted(images.iterdir()), tmp_path / "r", tiny_model, ["vtcodec"], [2], quiet=True, decoder="tiled")
+    bench.run_bench(
+        sorted(images.iterdir()), tmp_path / "r", tiny_model, ["vtcodec"], [2], quiet=True, decoders=["tiled"]
+    )
     entries = json.loads((tmp_path / "r" / "results.json").read_text())
     assert "decoder tiled" in next(e for e in entries if e["name"] == "vtcodec")["description"]
     assert chosen == ["tiled"]
+
+
+def test_bench_scores_several_decoders_on_the_same_files(tmp_path, tiny_model):
+    from vtcodec.decoders import save_decoder
+
+    images = tmp_path / "images"
+    images.mkdir()
+    random_image(100, 70).save(images / "0.png")
+    other = tmp_path / "other.decoder.safetensors"
+    network = build_model(tiny_model.config)
+    network.load_state_dict(tiny_model.model.state_dict())
+    with torch.no_grad():
+        last = [m for m in network.decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.bias.add_(0.05)  # a visibly different decoder
+    save_decoder(network, "brighter", tiny_model.model_id, other, context="tile")
+    result = bench.run_bench(
+        sorted(images.iterdir()), tmp_path / "r", tiny_model, ["vtcodec", "jpeg"], [2, 8], quiet=True,
+        decoders=["tiled", other], metric_names=["psnr-rgb"],
+    )  # fmt: skip
+    curves = {e["name"]: e["results"] for e in result["entries"]}
+    assert curves["vtcodec"]["bpp"] == curves["vtcodec-brighter"]["bpp"]  # equal bytes: the same files
+    assert curves["vtcodec"]["psnr-rgb"] != curves["vtcodec-brighter"]["psnr-rgb"]
+    assert set(result["bd_rate_by_decoder"]) == {"vtcodec", "vtcodec-brighter"}
+    assert "| vtcodec-brighter against |" in result["bd_table"]
+    rows = (tmp_path / "r" / "results.csv").read_text()
+    assert rows.count(",vtcodec-brighter,") == 2

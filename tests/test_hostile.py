@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
-import json
 import os
-import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from PIL import Image
 
 import vtcodec
-from vtcodec import fileio, zoo
+from vtcodec import fileio
 from vtcodec.errors import InputError, UnknownModelError
 
 from .conftest import assert_one_line_error, random_image
@@ -149,30 +147,6 @@ def test_full_disk_gives_a_clear_error_and_no_partial_output(monkeypatch, cli_ru
     assert_one_line_error(code, err)
     assert "No space left on device" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pic.png"]
-
-
-def test_tampered_shipped_weights_are_refused(monkeypatch, tiny_model_path, tmp_path):
-    shipped = tmp_path / "weights"
-    shipped.mkdir()
-    copy = shipped / "default.safetensors"
-    shutil.copy(tiny_model_path, copy)
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", shipped)
-    monkeypatch.setattr(zoo, "MANIFEST", shipped / "MANIFEST.json")
-    zoo.write_manifest()
-    assert zoo.load_model(copy).model_id == zoo.model_id_of(copy.read_bytes())
-    zoo._cache.clear()
-    data = bytearray(copy.read_bytes())
-    data[-1] ^= 1
-    copy.write_bytes(bytes(data))
-    with pytest.raises(InputError, match="tampered"):
-        zoo.load_model(copy)
-    zoo._cache.clear()
-
-
-def test_shipped_manifest_matches_the_shipped_weights():
-    manifest = json.loads(zoo.MANIFEST.read_text())
-    assert set(manifest["files"]) == {p.name for p in zoo.WEIGHTS_DIR.glob("*.safetensors")}
-    zoo.load_model()  # verifies the SHA-256
 
 
 def test_tampered_user_weights_change_the_model_id(tiny_model, tiny_model_path, tmp_path):

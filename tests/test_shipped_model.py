@@ -6,7 +6,7 @@ import pytest
 import vtcodec
 from vtcodec.codec import read_tokens, render
 from vtcodec.imageio import open_image
-from vtcodec.zoo import DEFAULT_WEIGHTS
+from vtcodec.zoo import default_weights
 
 from .conftest import SHARED
 
@@ -17,8 +17,8 @@ def psnr(a, b):
 
 
 def test_default_weights_are_small_safetensors():
-    assert DEFAULT_WEIGHTS.stat().st_size <= 30 * 1024 * 1024
-    assert DEFAULT_WEIGHTS.read_bytes()[8:9] == b"{"  # a safetensors JSON header, no pickle
+    assert default_weights().stat().st_size <= 30 * 1024 * 1024
+    assert default_weights().read_bytes()[8:9] == b"{"  # a safetensors JSON header, no pickle
 
 
 def test_prefix_property_on_samples(sample_paths):

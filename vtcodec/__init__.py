@@ -26,9 +26,10 @@ from vtcodec.errors import (
     VtcodecError,
     VtcodecWarning,
 )
+from vtcodec.registry import add_model_dir
 from vtcodec.zoo import load_model, register_model_path
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"  # the one place; pyproject.toml reads it
 
 __all__ = [
     "DEFAULT_TOKENS",
@@ -39,6 +40,7 @@ __all__ = [
     "UnknownModelError",
     "VtcodecError",
     "VtcodecWarning",
+    "add_model_dir",
     "compress",
     "decoder_names",
     "decompress",

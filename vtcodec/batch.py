@@ -26,13 +26,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from vtcodec import codec, container
-from vtcodec.decoders import load_decoder
+from vtcodec.decoders import Decoder, load_decoder
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
 from vtcodec.imageio import Prepared, check_options, image_file_bytes, open_prepared, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, Extras, to_chunks
 from vtcodec.tiling import TileGrid, iter_tile_batches, place_tiles
-from vtcodec.zoo import LoadedModel
+from vtcodec.zoo import LoadedModel, autocast
 
 VTK_SUFFIX = ".vtk"
 
@@ -387,14 +387,14 @@ def decode_many(
         # Tiles waiting for a forward pass: (job, canvas, grid, first tile, ids, lengths).
         queue: list[tuple[dict, int, np.ndarray, np.ndarray]] = []
         queued = 0
-        current_model: list[LoadedModel | None] = [None]
+        current: list[Decoder | None] = [None]  # the per-tile decoder of the queued tiles
 
         def flush() -> None:
             nonlocal queue, queued
             if not queue:
                 return
-            loaded = current_model[0]
-            assert loaded is not None
+            chosen = current[0]
+            assert chosen is not None
             width = max(ids.shape[1] for _, _, ids, _ in queue)
             ids = np.zeros((queued, width), dtype=np.int64)
             row = 0
@@ -402,8 +402,8 @@ def decode_many(
                 ids[row : row + len(part), : part.shape[1]] = part
                 row += len(part)
             lengths = torch.from_numpy(np.concatenate([n for *_, n in queue]))
-            with loaded.autocast():
-                tiles = loaded.model.decode(torch.from_numpy(ids).to(loaded.device), lengths.to(loaded.device))
+            with autocast(chosen.device):
+                tiles = chosen.network.decode(torch.from_numpy(ids).to(chosen.device), lengths.to(chosen.device))
             row = 0
             for state, first, part, _ in queue:
                 place_tiles(state["canvas"], state["grid"], first, tiles[row : row + len(part)])
@@ -419,15 +419,15 @@ def decode_many(
                 stream, size = future.result()
                 header = stream.header
                 grid = TileGrid(header.width, header.height, header.tile_size)
-                if current_model[0] is not None and current_model[0] is not stream.model:
-                    flush()
-                current_model[0] = stream.model
                 counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
                 chosen = load_decoder(stream.model, decoder)
                 if chosen.context != "tile":
                     pixels = chosen.render(stream.ids, counts, grid)
                     save(job, np.ascontiguousarray(pixels), size, started, stream.extras)
                     continue
+                if current[0] is not None and current[0] is not chosen:
+                    flush()
+                current[0] = chosen
                 state = {
                     "job": job,
                     "grid": grid,

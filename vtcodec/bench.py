@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from vtcodec import codec
+from vtcodec.errors import InputError
 from vtcodec.imageio import open_image
 from vtcodec.metrics import METRICS, missing, psnr_rgb
 from vtcodec.rate import largest_passing
@@ -90,13 +91,12 @@ class ScaledCodec(Codec):
 class VtcodecCodec(Codec):
     """vtcodec at a number of tokens per tile."""
 
-    name = "vtcodec"
-
-    def __init__(self, model: LoadedModel, decoder: str | Path | None = None) -> None:
+    def __init__(self, model: LoadedModel, decoder: str | Path | None = None, first: bool = True) -> None:
         from vtcodec.decoders import load_decoder
 
         self.model = model
         self.decoder = load_decoder(model, decoder)
+        self.name = "vtcodec" if first else f"vtcodec-{self.decoder.name}"
         self.description = (
             f"vtcodec, model {model.model_id.hex()}, decoder {self.decoder.name}, tokens per tile as the setting"
         )
@@ -164,8 +164,6 @@ class Metrics:
     def __init__(self, names: Sequence[str] | None = None) -> None:
         unknown = [n for n in names or () if n not in METRICS]
         if unknown:
-            from vtcodec.errors import InputError
-
             raise InputError(f"unknown metric {unknown[0]!r} (known: {', '.join(METRICS)})")
         absent = set(missing())
         self.names = list(names) if names else [n for n in METRICS if n not in absent]
@@ -211,18 +209,22 @@ def run_bench(
     per_image: bool = False,
     crop_image: int = 0,
     quiet: bool = False,
-    decoder: str | Path | None = None,
+    decoders: Sequence[str | Path | None] = (None,),
     metric_names: Sequence[str] | None = None,
 ) -> dict:
     """Measure, then write results.json, results.csv, bd-rate.md, the plots and a side-by-side crop.
 
-    ``decoder`` decodes vtcodec's files (default: the model's default decoder). ``metric_names``
+    Each of ``decoders`` decodes the same vtcodec files (None: the model's default decoder);
+    the first is reported as ``vtcodec``, the others as ``vtcodec-NAME``. ``metric_names``
     chooses metrics of ``vtcodec.metrics`` (default: every one whose package is installed).
     """
     start = time.perf_counter()
     metrics = Metrics(metric_names)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ours = VtcodecCodec(model, decoder)
+    variants = [VtcodecCodec(model, d, first=i == 0) for i, d in enumerate(decoders or (None,))]
+    if len({v.name for v in variants}) < len(variants):
+        raise InputError("each decoder may be benched once")
+    ours = variants[0]
     classic = {name: c for name, c in classic_codecs().items() if name in codecs}
     rows: list[Row] = []
     sweeps: list[Row] = []  # classic codecs over their own quality range: their curves and floors
@@ -240,8 +242,9 @@ def run_bench(
             return Row(name, codec_name, point, setting, len(data), 8 * len(data) / area, scores)
 
         for n in token_points:
-            data = ours.encode(pixels, n)
-            rows.append(row("vtcodec", n, f"tokens={n}", data, _measure(ours, pixels, data, metrics)))
+            data = ours.encode(pixels, n)  # one file, decoded by every decoder: equal bytes by construction
+            for variant in variants:
+                rows.append(row(variant.name, n, f"tokens={n}", data, _measure(variant, pixels, data, metrics)))
             for cname, c in classic.items():
                 found = largest_fitting(lambda q, c=c, p=pixels: c.encode(p, q), c.q_min, c.q_max, len(data))
                 scores = None if found is None else _measure(c, pixels, found[1], metrics)
@@ -264,21 +267,23 @@ def run_bench(
                     setting = f"q={q},scale=1/{round(1 / scaled.scale)}"
                     rows.append(row(f"{cname}-down", n, setting, blob, _measure(scaled, pixels, blob, metrics)))
             if index == crop_image and n == token_points[len(token_points) // 2]:
-                crops = _crop_candidates(pixels, ours, classic, data)
+                crops = _crop_candidates(pixels, variants, classic, data)
         for cname, c in classic.items():
             for q in CLASSIC_SWEEP:
                 q = min(max(q, c.q_min), c.q_max)
                 data = c.encode(pixels, q)
                 sweeps.append(row(f"{cname}-sweep", -1, f"q={q}", data, _measure(c, pixels, data, metrics)))
     seconds = time.perf_counter() - start
-    return _write_outputs(out_dir, rows, sweeps, codecs, token_points, metrics, per_image, crops, seconds, ours)
+    return _write_outputs(out_dir, rows, sweeps, codecs, token_points, metrics, per_image, crops, seconds, variants)
 
 
-def _crop_candidates(pixels: np.ndarray, ours: VtcodecCodec, classic: dict, data: bytes) -> dict[str, np.ndarray]:
+def _crop_candidates(
+    pixels: np.ndarray, variants: list[VtcodecCodec], classic: dict, data: bytes
+) -> dict[str, np.ndarray]:
     """Decoded images at equal bytes for the side-by-side figure (best scale when the codec needs one)."""
     size = (pixels.shape[1], pixels.shape[0])
     budget = len(data)
-    out = {"original": pixels, f"vtcodec ({budget} B)": ours.decode(data, size)}
+    out = {"original": pixels, **{f"{v.name} ({budget} B)": v.decode(data, size) for v in variants}}
     for cname, c in classic.items():
         candidates = [c, *(ScaledCodec(c, s) for s in SCALES)]
         best = None
@@ -326,15 +331,16 @@ METRIC_LABELS = {"psnr-rgb": "PSNR-RGB (dB)", "ms-ssim": "MS-SSIM", "haarpsi": "
 PLOT_FILES = {"psnr-rgb": "rd-psnr.png", "ms-ssim": "rd-msssim.png"}  # others: rd-NAME.png
 
 
-def _write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, crops, seconds, ours) -> dict:
+def _write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, crops, seconds, variants) -> dict:
     names = metrics.names
+    ours = {v.name: v for v in variants}
     codec_names = ["vtcodec"] + [c for c in codecs if c != "vtcodec"]
     entries = []
     for name in codec_names:
-        for variant in [name] if name == "vtcodec" else [name, f"{name}-down"]:
+        for variant in list(ours) if name == "vtcodec" else [name, f"{name}-down"]:
             curve = _mean_curve(rows, variant, points, names)
             reached = len(curve["bpp"])
-            desc = ours.description if variant == "vtcodec" else f"{variant} at vtcodec's file sizes (equal bytes)"
+            desc = ours[variant].description if variant in ours else f"{variant} at vtcodec's file sizes (equal bytes)"
             entries.append(
                 {
                     "name": variant,
@@ -369,21 +375,24 @@ def _write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cr
         for r in rows + sweeps:
             scores = [None if r.scores is None else r.score(m) for m in names]
             writer.writerow([r.image, r.codec, r.point if r.point >= 0 else "", r.setting, r.bytes, r.bpp, *scores])
-    ours_curve = next(e for e in entries if e["name"] == "vtcodec")["results"]
     header = " | ".join(f"BD-rate ({METRIC_LABELS.get(m, m).replace(' (dB)', '')})" for m in names)
-    lines = [f"| vtcodec against | {header} |", "|---|" + "---|" * len(names)]
-    bd = {}
-    for entry in entries:
-        if entry["name"] == "vtcodec" or ":" in entry["name"]:
-            continue
-        curve = entry["results"]
-        values = [
-            bd_rate(curve["bpp"], curve[m], ours_curve["bpp"], ours_curve[m]) if curve["bpp"] else None for m in names
-        ]
-        bd[entry["name"]] = values
-        cells = [f"{v:+.1f} %" if v is not None and math.isfinite(v) else "no overlap" for v in values]
-        lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
-    lines.append("")
+    lines, bd = [], {}
+    for mine in ours:
+        ours_curve = next(e for e in entries if e["name"] == mine)["results"]
+        bd[mine] = {}
+        lines += [f"| {mine} against | {header} |", "|---|" + "---|" * len(names)]
+        for entry in entries:
+            if entry["name"] in ours or ":" in entry["name"]:
+                continue
+            curve = entry["results"]
+            values = [
+                bd_rate(curve["bpp"], curve[m], ours_curve["bpp"], ours_curve[m]) if curve["bpp"] else None
+                for m in names
+            ]
+            bd[mine][entry["name"]] = values
+            cells = [f"{v:+.1f} %" if v is not None and math.isfinite(v) else "no overlap" for v in values]
+            lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines.append("Negative: vtcodec needs fewer bits for the same quality, over the overlapping quality range.")
     (out_dir / "bd-rate.md").write_text("\n".join(lines) + "\n")
     _plot(out_dir, entries, metrics)
@@ -391,8 +400,16 @@ def _write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cr
         _side_by_side(out_dir / "side-by-side.png", crops)
     summary_table = _summary_table(entries, names)
     (out_dir / "summary.md").write_text(summary_table + "\n")
-    return {"entries": entries, "bd_rate": bd, "table": summary_table, "bd_table": "\n".join(lines), "seconds": seconds,
-            "notes": metrics.notes, "metrics": list(names)}  # fmt: skip
+    return {
+        "entries": entries,
+        "bd_rate": bd["vtcodec"],
+        "bd_rate_by_decoder": bd,
+        "table": summary_table,
+        "bd_table": "\n".join(lines),
+        "seconds": seconds,
+        "notes": metrics.notes,
+        "metrics": list(names),
+    }
 
 
 def _summary_table(entries: list[dict], names: Sequence[str]) -> str:
@@ -419,8 +436,6 @@ def _plot(out_dir: Path, entries: list[dict], metrics: Metrics) -> None:
     try:
         import matplotlib
     except ImportError:
-        from vtcodec.errors import InputError
-
         raise InputError("plots need matplotlib: pip install 'vtcodec[bench]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -432,7 +447,7 @@ def _plot(out_dir: Path, entries: list[dict], metrics: Metrics) -> None:
             r = e["results"]
             if ":" in e["name"] or not r["bpp"] or all(math.isnan(v) for v in r[metric]):
                 continue
-            style = "-o" if e["name"] == "vtcodec" else ("--s" if e["name"].endswith("-down") else ":^")
+            style = "-o" if e["name"].startswith("vtcodec") else ("--s" if e["name"].endswith("-down") else ":^")
             ax.plot(r["bpp"], r[metric], style, label=e["name"], markersize=4)
             if e["name"].endswith("-sweep"):
                 ax.axvline(min(r["bpp"]), color=ax.lines[-1].get_color(), alpha=0.25, linewidth=1)

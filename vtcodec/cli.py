@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from vtcodec import batch, codec, container
-from vtcodec.decoders import decoder_names
+from vtcodec import batch, codec, container, registry
+from vtcodec.decoders import WEIGHT_FORMATS, decoder_names
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
@@ -31,6 +31,13 @@ app = typer.Typer(
 
 ModelOption = Annotated[
     Optional[Path], typer.Option("--model", help="Model file (.safetensors); default: the shipped model.")
+]
+ModelDirOption = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--model-dir",
+        help="Folder of models that are not shipped (earlier models' files); also $VTCODEC_MODEL_DIR.",
+    ),
 ]
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
 DecoderOption = Annotated[
@@ -59,6 +66,28 @@ MaxPixelsOption = Annotated[
         "--max-pixels", min=0, help="Refuse images (and .vtk files) larger than this; 0: no limit [default: Pillow's]."
     ),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from vtcodec import __version__
+
+        typer.echo(f"vtcodec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """vtcodec: a learned very-low-bitrate image codec (.vtk files)."""
+
+
+def _add_model_dirs(folders: Optional[list[Path]]) -> None:
+    for folder in folders or []:
+        registry.add_model_dir(folder)
 
 
 def _set_pixel_limit(max_pixels: Optional[int]) -> None:
@@ -207,6 +236,7 @@ def decode(
     ] = "png",
     force: ForceOption = False,
     model: ModelOption = None,
+    model_dir: ModelDirOption = None,
     decoder: DecoderOption = None,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 32,
@@ -217,6 +247,7 @@ def decode(
 ) -> None:
     """Decompress .vtk files into images (format from the output suffix)."""
     _set_pixel_limit(max_pixels)
+    _add_model_dirs(model_dir)
     target = resolve_device(device)
     if _is_batch(files, output, manifest):
         rank, world = batch.shard()
@@ -256,15 +287,18 @@ def info(
     file: Annotated[Path, typer.Argument(help="A .vtk file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     model: ModelOption = None,
+    model_dir: ModelDirOption = None,
 ) -> None:
     """Describe a .vtk file without decoding its pixels."""
+    _add_model_dirs(model_dir)
     data = read_input(file)
     header, _ = container.unpack(data)
     try:
         found = find_model(header.model_id, [model] if model else [])
         codebook, decoders = found.codebook_size, decoder_names(found)
-    except UnknownModelError:
+    except UnknownModelError as exc:
         codebook, decoders = None, []
+        typer.echo(f"vtcodec: note: {exc}", err=True)
     record = {
         "width": header.width,
         "height": header.height,
@@ -325,8 +359,10 @@ def truncate(
     ] = None,
     force: ForceOption = False,
     model: ModelOption = None,
+    model_dir: ModelDirOption = None,
 ) -> None:
     """Write a smaller .vtk holding a prefix of each tile's tokens (no re-encoding, no network)."""
+    _add_model_dirs(model_dir)
     check_writable(output, force)
     data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, model=model)
     write_atomic(output, data, force=force)
@@ -432,6 +468,9 @@ def train_decoder(
     ] = None,
     name: Annotated[str, typer.Option("--name", help="The decoder's name in the registry.")] = "grid",
     export_only: ExportOnlyOption = False,
+    weights: Annotated[
+        str, typer.Option("--weights", help="How the decoder file stores its weights: int8 (half the bytes) or fp16.")
+    ] = "int8",
 ) -> None:
     """Train a whole-grid decoder for a model's token space (encoder frozen), export RUN/decoder.safetensors.
 
@@ -440,6 +479,8 @@ def train_decoder(
     from vtcodec import train_decoder as training
 
     load_model(init)  # a bad model file fails here, in one line
+    if weights not in WEIGHT_FORMATS:
+        raise InputError(f"unknown weight format {weights!r} (int8 or fp16)")
     cfg = training.load_config(config, minutes, steps)
     ckpt = out / "last.ckpt"
     if not export_only:
@@ -455,7 +496,7 @@ def train_decoder(
         )
     elif not ckpt.exists():
         raise InputError(f"{ckpt}: no checkpoint to export")
-    digest = training.export_decoder(ckpt, out / "decoder.safetensors", name)
+    digest = training.export_decoder(ckpt, out / "decoder.safetensors", name, weights)
     typer.echo(f"exported {out / 'decoder.safetensors'} (decoder {name!r}, SHA-256 {digest[:16]})", err=True)
 
 
@@ -470,7 +511,14 @@ def bench(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N images.")] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also one curve per image in results.json.")] = False,
     model: ModelOption = None,
-    decoder: DecoderOption = None,
+    decoder: Annotated[
+        Optional[str],
+        typer.Option(
+            "--decoder",
+            help="Decoders to bench on the same files, comma-separated (names or decoder files); "
+            "default: the model's default. The first is reported as vtcodec, the others as vtcodec-NAME.",
+        ),
+    ] = None,
     quiet: QuietOption = False,
     metric_list: Annotated[
         Optional[str],
@@ -496,10 +544,19 @@ def bench(
     if not files:
         raise InputError(f"{images_dir}: no images")
     loaded = load_model(model, "cpu")
+    chosen_decoders = [d.strip() for d in decoder.split(",") if d.strip()] if decoder else [None]
     ladder = [n for n in benchmark.TOKEN_LADDER if n <= loaded.config.max_tokens]
     picks = sorted({ladder[round(i * (len(ladder) - 1) / max(points - 1, 1))] for i in range(points)})
     result = benchmark.run_bench(
-        files, out, loaded, chosen, picks, per_image=per_image, quiet=quiet, decoder=decoder, metric_names=metric_names
+        files,
+        out,
+        loaded,
+        chosen,
+        picks,
+        per_image=per_image,
+        quiet=quiet,
+        decoders=chosen_decoders,
+        metric_names=metric_names,
     )
     typer.echo(result["table"])
     typer.echo("")

@@ -15,8 +15,10 @@ better decoder upgrades old files without re-encoding them.
   whose margin covers the decoder's receptive field, so the result equals a
   whole-image decode while memory stays bounded.
 
-The shipped decoders, and which one is each token space's default, are listed in
-``weights/MANIFEST.json``; ``--decoder`` also takes the path of a decoder file.
+The registry (``vtcodec.registry``) lists every decoder of every token space and
+which one is its default; ``--decoder`` also takes the path of a decoder file. A
+decoder file stores fp16 tensors, or int8 ones with an fp16 scale per output
+channel (``serialize_decoder``; the decoded pixels stay within rounding of fp16's).
 """
 
 from __future__ import annotations
@@ -37,17 +39,18 @@ from safetensors.numpy import load as load_numpy
 from safetensors.torch import save as save_torch
 from torch import nn
 
-from vtcodec import zoo
+from vtcodec import registry, zoo
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
 from vtcodec.models.tokenizer import DECODER_ARCHITECTURE, AttentionBlock, ResBlock, Upsample
 from vtcodec.tiling import TILE_BATCH, TileGrid, place_tiles
-from vtcodec.zoo import LoadedModel
+from vtcodec.zoo import DECODER_PREFIXES, LoadedModel
 
 TILED = "tiled"
 CONTEXTS = ("tile", "grid")
 DECODER_KEY = "vtcodec.decoder"
-DECODER_PREFIXES = ("decoder.", "fine_in.", "absent")  # the tensors that only the decoder uses
+WEIGHT_FORMATS = ("fp16", "int8")  # how a decoder file stores its tensors (serialize_decoder)
+SCALE_PREFIX = "scale:"  # int8 decoder files: the per-channel scale of tensor NAME is "scale:NAME"
 WINDOW_TILES = 12  # grid decoders: images of more tiles than this along a side are decoded in windows
 
 _cache: dict[tuple[bytes, str, str], Decoder] = {}
@@ -174,23 +177,53 @@ def receptive_radius(network: ConvTokenizer, grid_from: int = 0) -> int:
 
 
 def tiled(model: LoadedModel) -> Decoder:
-    """The model file's own decoder, each tile alone."""
-    return Decoder(TILED, model.model_id, model.model, "tile", model.path)
+    """The token space's own decoder, each tile alone: the model file's, or its registered ``tiled`` decoder."""
+    if model.has_decoder:
+        return Decoder(TILED, model.model_id, model.model, "tile", model.path)
+    return load_decoder(model, TILED)
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per output channel: (int8 values, fp16 scale per channel); ``values * scale`` ~ weight."""
+    rows = weight.detach().float().reshape(len(weight), -1)
+    scale = (rows.abs().amax(dim=1) / 127).to(torch.float16).float()
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    values = (rows / scale.unsqueeze(1)).round().clamp(-127, 127).to(torch.int8)
+    return values.reshape(weight.shape).contiguous(), scale.to(torch.float16)
+
+
+def full_network(model: LoadedModel) -> ConvTokenizer:
+    """The token space's network with a decoder (to train from): the model file's own, else its default decoder's."""
+    return model.model if model.has_decoder else load_decoder(model).network
 
 
 def serialize_decoder(
-    network: ConvTokenizer, name: str, token_space: bytes, context: str = "grid", grid_from: int = 0
+    network: ConvTokenizer,
+    name: str,
+    token_space: bytes,
+    context: str = "grid",
+    grid_from: int = 0,
+    weights: str = "fp16",
 ) -> bytes:
-    """The bytes of a decoder file: the decoder's tensors in fp16 and their metadata."""
+    """The bytes of a decoder file: the decoder's tensors and their metadata.
+
+    ``weights`` is ``fp16``, or ``int8``: every tensor of two or more dimensions as
+    int8 with an fp16 scale per output channel (``SCALE_PREFIX`` + its name), half the bytes.
+    """
     if context not in CONTEXTS:
         raise ValueError(f"unknown decoder context {context!r}")
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"unknown weight format {weights!r} (fp16 or int8)")
     if not 0 <= grid_from <= len(network.decoder):
         raise ValueError(f"grid_from must be 0 ... {len(network.decoder)}")
-    tensors = {
-        k: v.detach().to("cpu", torch.float16).contiguous()
-        for k, v in network.state_dict().items()
-        if k.startswith(DECODER_PREFIXES)
-    }
+    tensors = {}
+    for key, value in network.state_dict().items():
+        if not key.startswith(DECODER_PREFIXES):
+            continue
+        if weights == "int8" and value.dim() >= 2:
+            tensors[key], tensors[SCALE_PREFIX + key] = quantize_int8(value)
+        else:
+            tensors[key] = value.detach().to("cpu", torch.float16).contiguous()
     receptive_radius(network, grid_from if context == "grid" else len(network.decoder))
     meta = {
         "name": name,
@@ -198,8 +231,29 @@ def serialize_decoder(
         "context": context,
         "grid_from": grid_from,
         "architecture": architecture(network),
+        "weights": weights,
     }
     return save_torch(tensors, metadata={DECODER_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def _dequantize(tensors: dict[str, np.ndarray], weights: str) -> dict[str, torch.Tensor]:
+    """A decoder file's tensors as float32, int8 ones times their per-channel scale."""
+    scales = {k[len(SCALE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(SCALE_PREFIX)}
+    if weights == "fp16" and scales:
+        raise ValueError("scales in an fp16 decoder file")
+    out = {}
+    for key, value in tensors.items():
+        if key.startswith(SCALE_PREFIX):
+            if key[len(SCALE_PREFIX) :] not in tensors:
+                raise ValueError(f"a scale without its tensor: {key}")
+            continue
+        if value.dtype == np.int8:
+            scale = scales.get(key)
+            if scale is None or scale.shape != (len(value),):
+                raise ValueError(f"int8 tensor {key} without a scale per output channel")
+            value = value.astype(np.float32) * scale.astype(np.float32).reshape(-1, *([1] * (value.ndim - 1)))
+        out[key] = torch.from_numpy(value.astype(np.float32))
+    return out
 
 
 def architecture(network: ConvTokenizer) -> dict:
@@ -234,7 +288,10 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
         name, context, grid_from = str(meta["name"]), meta["context"], int(meta.get("grid_from", 0))
         if context not in CONTEXTS:
             raise ValueError(f"unknown context {context!r}")
+        if meta.get("weights", "fp16") not in WEIGHT_FORMATS:
+            raise ValueError(f"unknown weight format {meta['weights']!r}")
         config = _decoder_config(model, meta.get("architecture", {}))
+        tensors = _dequantize(tensors, meta.get("weights", "fp16"))
     except (SafetensorError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
     if token_space != model.model_id:
@@ -252,7 +309,7 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
     if unknown or missing:
         wrong = f"unknown tensors {unknown[:3]}" if unknown else f"missing tensors {missing[:3]}"
         raise InputError(f"{where}: not a valid vtcodec decoder file ({wrong})")
-    state.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()})
+    state.update(tensors)
     try:
         network.load_state_dict(state)
     except RuntimeError as exc:
@@ -268,66 +325,68 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
     return Decoder(name, token_space, network, context, path, grid_from)
 
 
-def shipped_decoders() -> list[dict]:
-    """The manifest's decoder entries: token space, name, file and whether it is the default."""
-    try:
-        return list(json.loads(zoo.MANIFEST.read_text()).get("decoders", []))
-    except (OSError, ValueError):
-        return []
-
-
 def decoder_names(model: LoadedModel) -> list[str]:
-    """Every decoder known for ``model``'s token space, the default first."""
-    entries = [e for e in shipped_decoders() if e["token_space"] == model.model_id.hex()]
-    names = [e["name"] for e in sorted(entries, key=lambda e: not e.get("default", False))]
-    return [*names, TILED] if TILED not in names else names
+    """Every decoder registered for ``model``'s token space, the default first, installed or not."""
+    names = [e.name for e in registry.load_manifest().decoders_of(model.model_id)]
+    return [*names, TILED] if TILED not in names and model.has_decoder else names
 
 
 def default_decoder_name(model: LoadedModel) -> str:
-    return decoder_names(model)[0]
+    names = decoder_names(model)
+    if not names:
+        raise InputError(f"model {model.model_id.hex()} has no decoder; pass one with --decoder")
+    return names[0]
 
 
 def load_decoder(model: LoadedModel, name: str | Path | None = None) -> Decoder:
     """The decoder ``name`` (a registered name or the path of a decoder file) for ``model``'s token space.
 
-    ``None`` is the token space's default: the best decoder shipped for it, else ``tiled``.
+    ``None`` is the token space's default: the best decoder registered for it, else ``tiled``.
     """
     if isinstance(name, Path) or (name is not None and str(name).endswith(".safetensors")):
-        return _load_file(model, Path(name).resolve(), shipped=False)
+        path = Path(name).resolve()
+        return _load_file(model, path, registry.entry_for_path(path))
     name = default_decoder_name(model) if name is None else str(name)
-    if name == TILED:
-        return tiled(model)
-    entry = next(
-        (e for e in shipped_decoders() if e["token_space"] == model.model_id.hex() and e["name"] == name), None
-    )
+    entries = registry.load_manifest().decoders_of(model.model_id)
+    entry = next((e for e in entries if e.name == name), None)
     if entry is None:
-        known = ", ".join(decoder_names(model))
+        if name == TILED and model.has_decoder:
+            return tiled(model)
+        known = ", ".join(decoder_names(model)) or "none"
         raise InputError(f"no decoder {name!r} for model {model.model_id.hex()} (known: {known})")
-    return _load_file(model, (zoo.WEIGHTS_DIR / entry["file"]).resolve(), shipped=True)
+    path = registry.locate(entry)
+    if path is None:
+        raise UnknownModelError(registry.not_installed(entry))
+    return _load_file(model, path.resolve(), entry)
 
 
-def _load_file(model: LoadedModel, path: Path, shipped: bool) -> Decoder:
-    """Parse (once per model, file and device) a decoder file; a shipped one must match the manifest."""
+def _load_file(model: LoadedModel, path: Path, entry: registry.Entry | None) -> Decoder:
+    """Parse (once per model, file and device) a decoder file; a registered one must match its SHA-256."""
     key = (model.model_id, str(path), str(model.device))
     with _lock:
         if key not in _cache:
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                hint = "; reinstall vtcodec" if shipped else ""
-                raise InputError(f"{path}: cannot read decoder file ({exc.strerror}){hint}") from None
-            if shipped:
-                zoo.check_shipped(path, data)
+                raise InputError(f"{path}: cannot read decoder file ({exc.strerror})") from None
+            if entry is not None:
+                registry.verify(path, data, entry)
             _cache[key] = parse_decoder(data, model, path)
         return _cache[key]
 
 
 def save_decoder(
-    network: ConvTokenizer, name: str, token_space: bytes, path: str | Path, context: str = "grid", grid_from: int = 0
+    network: ConvTokenizer,
+    name: str,
+    token_space: bytes,
+    path: str | Path,
+    context: str = "grid",
+    grid_from: int = 0,
+    weights: str = "fp16",
 ) -> str:
     """Write a decoder file atomically; returns its SHA-256."""
     from vtcodec.fileio import write_atomic
 
-    data = serialize_decoder(network, name, token_space, context, grid_from)
+    data = serialize_decoder(network, name, token_space, context, grid_from, weights)
     write_atomic(Path(path), data, force=True)
     return hashlib.sha256(data).hexdigest()

@@ -152,9 +152,10 @@ def warm_start(model: torch.nn.Module, weights: str) -> None:
     Residual blocks the target has in addition (deeper stages) keep their fresh,
     identity-at-start values; the source's layers move to their aligned places.
     """
+    from vtcodec.decoders import full_network
     from vtcodec.zoo import load_model
 
-    source_model = load_model(weights).model
+    source_model = full_network(load_model(weights))
     renamed = aligned_names(source_model, model)
     source = {renamed.get(name, name): value for name, value in source_model.state_dict().items()}
     target = model.state_dict()
@@ -501,11 +502,12 @@ def main(argv: list[str] | None = None) -> None:
         model_cfg = load_model(args.init).config
     out = Path(args.out) / "model.safetensors"
     if args.refit:
+        from vtcodec.decoders import full_network
         from vtcodec.zoo import load_model
 
         source = load_model(args.refit)
         network = build_model(source.config)  # a copy: the export rounds its weights to fp16
-        network.load_state_dict(source.model.state_dict())
+        network.load_state_dict(full_network(source).state_dict())
         out.parent.mkdir(parents=True, exist_ok=True)
     else:
         if args.export_only:

@@ -1,10 +1,16 @@
-"""Shipped and user-supplied models: safetensors weights with their config and prior.
+"""Model files: safetensors weights with their config and prior.
 
 A model file is one ``.safetensors`` file holding the network's tensors (fp16),
 the per-position prior's integer table under ``prior.freqs`` (int32), optionally
 the digit-context prior's tables under ``context.digit0`` ... (int16; grid layout
-only), and the JSON config in the metadata key ``vtcodec.config``. Nothing is unpickled. The model id written
-into every ``.vtk`` file is the first 8 bytes of the SHA-256 of the file.
+only), and the JSON config in the metadata key ``vtcodec.config``. Nothing is unpickled.
+
+A model file defines a token space. Its model id, written into every ``.vtk`` file,
+is the first 8 bytes of the SHA-256 of the file, unless the metadata key
+``vtcodec.model_id`` names it: a **token-space file** keeps the id of the full
+model file it was cut from, and may leave the decoder out (its decoders are
+decoder files, ``vtcodec.decoders``). Which files are known, and where they are,
+is the registry's business (``vtcodec.registry``).
 """
 
 from __future__ import annotations
@@ -22,19 +28,19 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_numpy
 from safetensors.torch import save as save_torch
 
+from vtcodec import registry
 from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
 from vtcodec.prior import TokenPrior
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.safetensors"
-MANIFEST = WEIGHTS_DIR / "MANIFEST.json"  # SHA-256 of every shipped weights file; the decoder registry
 PRIOR_KEY = "prior.freqs"
 CONTEXT_KEY = "context.digit{}"
 CONFIG_KEY = "vtcodec.config"
-DECODER_SUFFIX = ".decoder.safetensors"  # decoder files (vtcodec.decoders) beside the model files
+MODEL_ID_KEY = "vtcodec.model_id"
+DECODER_PREFIXES = ("decoder.", "fine_in.", "absent")  # the tensors that only the decoder uses
+DECODER_SUFFIX = ".decoder.safetensors"  # decoder files (vtcodec.decoders)
 
 _cache: dict[Path, LoadedModel] = {}
 _device_cache: dict[tuple[Path, str], LoadedModel] = {}
@@ -52,6 +58,7 @@ class LoadedModel:
     config: TokenizerConfig
     path: Path | None
     context: DigitContextPrior | None = None
+    has_decoder: bool = True  # False: a token-space file; its decoders are decoder files
 
     @property
     def codebook_size(self) -> int:
@@ -101,13 +108,28 @@ def context_layout(model: ConvTokenizer) -> tuple[int, np.ndarray, np.ndarray] |
     return model.groups + model.fine_groups, group_of, neighbours
 
 
-def serialize_model(model: ConvTokenizer, prior: TokenPrior, context: DigitContextPrior | None = None) -> bytes:
-    """The bytes of a model file: fp16 weights, int32 prior table, int16 context tables, JSON config."""
-    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
+def serialize_model(
+    model: ConvTokenizer,
+    prior: TokenPrior,
+    context: DigitContextPrior | None = None,
+    token_space_of: bytes | None = None,
+) -> bytes:
+    """The bytes of a model file: fp16 weights, int32 prior table, int16 context tables, JSON config.
+
+    With ``token_space_of`` (a model id) it is a token-space file: no decoder tensors, and that id.
+    """
+    tensors = {
+        k: v.detach().to("cpu", torch.float16).contiguous()
+        for k, v in model.state_dict().items()
+        if token_space_of is None or not k.startswith(DECODER_PREFIXES)
+    }
     tensors[PRIOR_KEY] = torch.from_numpy(prior.freqs.astype(np.int32))
     for d, table in enumerate(context.tables if context is not None else ()):
         tensors[CONTEXT_KEY.format(d)] = torch.from_numpy(table.astype(np.int16))
-    return save_torch(tensors, metadata={CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)})
+    metadata = {CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)}
+    if token_space_of is not None:
+        metadata[MODEL_ID_KEY] = token_space_of.hex()
+    return save_torch(tensors, metadata=metadata)
 
 
 def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
@@ -124,7 +146,16 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
             tables.append(tensors.pop(CONTEXT_KEY.format(len(tables))).astype(np.int64))
         model = build_model(config)
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
-        model.load_state_dict(state)
+        has_decoder = any(k.startswith(DECODER_PREFIXES) for k in state)
+        model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
+        if len(model_id) != MODEL_ID_BYTES:
+            raise ValueError(f"model id of {len(model_id)} bytes")
+        if has_decoder:
+            model.load_state_dict(state)
+        else:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if unexpected or any(not k.startswith(DECODER_PREFIXES) for k in missing):
+                raise ValueError(f"tensors do not fit the config ({(unexpected or missing)[:3]})")
         context = None
         if tables:
             layout = context_layout(model)
@@ -137,12 +168,12 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
     if prior.codebook_size != model.codebook_size or prior.max_tokens != model.max_tokens:
         raise InputError(f"{where}: prior table does not match the model")
     model.eval()
-    return LoadedModel(model, prior, model_id_of(data), config, path, context)
+    return LoadedModel(model, prior, model_id, config, path, context, has_decoder)
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     """Load (and cache) a model file on ``device``; ``None`` means the shipped default model."""
-    resolved = Path(path).resolve() if path is not None else DEFAULT_WEIGHTS
+    resolved = Path(path).resolve() if path is not None else default_weights()
     target = resolve_device(device) if isinstance(device, str) else device
     with _lock:
         if resolved not in _cache:
@@ -159,37 +190,22 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         if key not in _device_cache:
             model = build_model(cpu.config).to(target)
             model.load_state_dict(cpu.model.state_dict())
-            _device_cache[key] = LoadedModel(model.eval(), cpu.prior, cpu.model_id, cpu.config, cpu.path, cpu.context)
+            _device_cache[key] = LoadedModel(
+                model.eval(), cpu.prior, cpu.model_id, cpu.config, cpu.path, cpu.context, cpu.has_decoder
+            )
         return _device_cache[key]
 
 
+def default_weights() -> Path:
+    """The shipped default model's file."""
+    return registry.WEIGHTS_DIR / registry.load_manifest().default_model().file
+
+
 def check_shipped(path: Path, data: bytes) -> None:
-    """Refuse a shipped weights file whose bytes differ from the SHA-256 recorded in the manifest."""
-    if path.parent != WEIGHTS_DIR.resolve():
-        return
-    try:
-        expected = json.loads(MANIFEST.read_text())["files"][path.name]
-    except (OSError, ValueError, KeyError):
-        raise InputError(f"{path}: not listed in the weights manifest; reinstall vtcodec") from None
-    if hashlib.sha256(data).hexdigest() != expected:
-        raise InputError(f"{path}: shipped weights are damaged or tampered (SHA-256 mismatch); reinstall vtcodec")
-
-
-def write_manifest() -> None:
-    """Record the SHA-256 of every shipped weights file (run after new weights are trained):
-
-    ``python -c "from vtcodec.zoo import write_manifest; write_manifest()"``. The
-    manifest's ``decoders`` list (``vtcodec.decoders``) is kept as it is.
-    """
-    from vtcodec.fileio import write_atomic
-
-    try:
-        decoders = json.loads(MANIFEST.read_text()).get("decoders", [])
-    except (OSError, ValueError):
-        decoders = []
-    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
-    manifest = {"files": digests, "decoders": decoders}
-    write_atomic(MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode(), force=True)
+    """Refuse a registered file (in the package or a model folder) whose bytes differ from its SHA-256."""
+    entry = registry.entry_for_path(path)
+    if entry is not None:
+        registry.verify(path, data, entry)
 
 
 def save_model(
@@ -213,13 +229,17 @@ def register_model_path(path: str | Path) -> None:
 def find_model(
     model_id: bytes, candidates: list[str | Path] | None = None, device: str | torch.device = "cpu"
 ) -> LoadedModel:
-    """The model with this id among ``candidates``, registered paths and the shipped weights, on ``device``."""
-    shipped = [p for p in sorted(WEIGHTS_DIR.glob("*.safetensors")) if not p.name.endswith(DECODER_SUFFIX)]
-    paths = list(candidates or []) + list(_search_paths) + shipped
-    for path in paths:
+    """The model with this id: among ``candidates`` and registered paths, else the registry's, on ``device``."""
+    for path in [*(candidates or []), *_search_paths]:
         loaded = load_model(path)
         if loaded.model_id == model_id:
             return loaded if str(device) == "cpu" else load_model(path, device)
-    raise UnknownModelError(
-        f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
-    )
+    entry = registry.load_manifest().model(model_id)
+    if entry is None:
+        raise UnknownModelError(
+            f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
+        )
+    located = registry.locate(entry)
+    if located is None:
+        raise UnknownModelError(registry.not_installed(entry))
+    return load_model(located, device)

@@ -1,0 +1,234 @@
+"""The registry: every model and decoder vtcodec knows, in one manifest, and where their files are.
+
+``weights/MANIFEST.json`` lists each **model** (a token space: name, file, SHA-256,
+model id, role) and each **decoder** (name, token space, file, SHA-256, role, and
+whether it is its token space's default). Finding a model by the id in a ``.vtk``
+header is one lookup.
+
+Role ``shipped`` files are inside the package (``weights/``); the wheel carries only
+the default model and its decoders. Role ``legacy`` files (earlier models, which old
+files need) live in **model folders**, searched in this order:
+
+1. folders added with :func:`add_model_dir` (the CLI's ``--model-dir``);
+2. ``$VTCODEC_MODEL_DIR`` (several folders separated by ``os.pathsep``);
+3. ``$XDG_CACHE_HOME/vtcodec/models``, by default ``~/.cache/vtcodec/models``
+   (the convention of torch hub and the Hugging Face caches).
+
+The repository's ``models/`` folder holds every legacy file. Every file is checked
+against its SHA-256 before it is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from vtcodec.errors import InputError, UnknownModelError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MANIFEST_NAME = "MANIFEST.json"
+MODEL_DIR_ENV = "VTCODEC_MODEL_DIR"
+ROLES = ("shipped", "legacy")
+HOW_TO_GET = (
+    "copy models/{file} from the vtcodec repository into a model folder (--model-dir, or ${env}; now searched: {dirs})"
+)
+
+_extra_dirs: list[Path] = []
+_manifest_cache: dict[tuple[Path, float], Manifest] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered file: a model (``token_space`` is its model id) or a decoder of a token space."""
+
+    kind: str  # "model" or "decoder"
+    name: str
+    file: str
+    sha256: str
+    token_space: bytes
+    role: str = "shipped"
+    default: bool = False
+
+    def to_dict(self) -> dict:
+        key = "model_id" if self.kind == "model" else "token_space"
+        record = {"name": self.name, "file": self.file, "sha256": self.sha256, key: self.token_space.hex()}
+        return {**record, "role": self.role, **({"default": True} if self.default else {})}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    models: tuple[Entry, ...]
+    decoders: tuple[Entry, ...]
+
+    def model(self, model_id: bytes) -> Entry | None:
+        return next((e for e in self.models if e.token_space == model_id), None)
+
+    def default_model(self) -> Entry:
+        return next(e for e in self.models if e.default)
+
+    def decoders_of(self, token_space: bytes) -> list[Entry]:
+        """The decoders registered for a token space, its default first."""
+        found = [e for e in self.decoders if e.token_space == token_space]
+        return sorted(found, key=lambda e: not e.default)
+
+    def by_file(self, name: str) -> Entry | None:
+        return next((e for e in (*self.models, *self.decoders) if e.file == name), None)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": 2,
+            "models": [e.to_dict() for e in self.models],
+            "decoders": [e.to_dict() for e in self.decoders],
+        }
+
+
+def manifest_path() -> Path:
+    return WEIGHTS_DIR / MANIFEST_NAME
+
+
+def _entry(kind: str, record: dict) -> Entry:
+    key = "model_id" if kind == "model" else "token_space"
+    role = record.get("role", "shipped")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    return Entry(
+        kind,
+        str(record["name"]),
+        str(record["file"]),
+        str(record["sha256"]),
+        bytes.fromhex(record[key]),
+        role,
+        bool(record.get("default", False)),
+    )
+
+
+def load_manifest(path: Path | None = None) -> Manifest:
+    """The registry (cached while the file is unchanged); a damaged manifest is a one-line error."""
+    path = path or manifest_path()
+    try:
+        key = (path, path.stat().st_mtime)
+        with _lock:
+            if key not in _manifest_cache:
+                data = json.loads(path.read_text())
+                models = tuple(_entry("model", r) for r in data["models"])
+                decoders = tuple(_entry("decoder", r) for r in data["decoders"])
+                if sum(e.default for e in models) != 1:
+                    raise ValueError("exactly one model must be the default")
+                _manifest_cache[key] = Manifest(models, decoders)
+            return _manifest_cache[key]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: the model registry is damaged ({exc}); reinstall vtcodec") from None
+
+
+def save_manifest(manifest: Manifest, path: Path | None = None) -> None:
+    from vtcodec.fileio import write_atomic
+
+    text = json.dumps(manifest.to_dict(), indent=2) + "\n"
+    write_atomic(path or manifest_path(), text.encode(), force=True)
+
+
+def add_model_dir(path: str | Path) -> None:
+    """Search ``path`` for legacy model and decoder files, before the environment's folders."""
+    resolved = Path(path).expanduser().resolve()
+    with _lock:
+        if resolved not in _extra_dirs:
+            _extra_dirs.insert(0, resolved)
+
+
+def model_dirs() -> list[Path]:
+    """The model folders, in search order (they need not exist)."""
+    env = [Path(p).expanduser() for p in os.environ.get(MODEL_DIR_ENV, "").split(os.pathsep) if p]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vtcodec" / "models"
+    return [*_extra_dirs, *env, cache]
+
+
+def locate(entry: Entry) -> Path | None:
+    """Where the file of ``entry`` is installed, or None."""
+    if entry.role == "shipped":
+        path = WEIGHTS_DIR / entry.file
+        return path if path.exists() else None
+    return next((d / entry.file for d in model_dirs() if (d / entry.file).is_file()), None)
+
+
+def not_installed(entry: Entry) -> str:
+    """The one-line message for a registered file that is not installed, saying how to get it."""
+    what = f"model {entry.name} ({entry.token_space.hex()})" if entry.kind == "model" else f"decoder {entry.name!r}"
+    if entry.role == "shipped":
+        return f"{what} is missing from the package ({entry.file}); reinstall vtcodec"
+    dirs = ", ".join(str(d) for d in model_dirs())
+    return f"{what} is not installed: " + HOW_TO_GET.format(file=entry.file, env=MODEL_DIR_ENV, dirs=dirs)
+
+
+def read_entry(entry: Entry) -> tuple[Path, bytes]:
+    """The path and verified bytes of a registered file; a missing or altered one is a one-line error."""
+    path = locate(entry)
+    if path is None:
+        raise UnknownModelError(not_installed(entry))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {entry.kind} file ({exc.strerror})") from None
+    verify(path, data, entry)
+    return path, data
+
+
+def verify(path: Path, data: bytes, entry: Entry) -> None:
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        hint = "reinstall vtcodec" if entry.role == "shipped" else f"get {entry.file} again"
+        raise InputError(f"{path}: {entry.kind} file is damaged or tampered (SHA-256 mismatch); {hint}")
+
+
+def entry_for_path(path: Path) -> Entry | None:
+    """The registry entry of a file inside the package, or inside a model folder under its registered name."""
+    manifest = load_manifest()
+    entry = manifest.by_file(path.name)
+    if entry is None:
+        if path.parent == WEIGHTS_DIR.resolve() and path.suffix == ".safetensors":
+            raise InputError(f"{path}: not listed in the weights manifest; reinstall vtcodec")
+        return None
+    home = WEIGHTS_DIR.resolve() if entry.role == "shipped" else None
+    in_place = path.parent == home if home else any(path.parent == d.resolve() for d in model_dirs())
+    return entry if in_place else None
+
+
+def update_digests(path: Path | None = None) -> list[str]:
+    """Record the SHA-256 of every registered file that is installed (after new weights are trained);
+
+    returns the files that were not found. Run ``python -m vtcodec.registry`` from the
+    repository with ``--model-dir models``.
+    """
+    manifest = load_manifest(path)
+    missing: list[str] = []
+
+    def fresh(entry: Entry) -> Entry:
+        located = locate(entry)
+        if located is None:
+            missing.append(entry.file)
+            return entry
+        digest = hashlib.sha256(located.read_bytes()).hexdigest()
+        return Entry(entry.kind, entry.name, entry.file, digest, entry.token_space, entry.role, entry.default)
+
+    updated = Manifest(tuple(map(fresh, manifest.models)), tuple(map(fresh, manifest.decoders)))
+    save_manifest(updated, path)
+    return missing
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Refresh the SHA-256 digests in weights/MANIFEST.json.")
+    parser.add_argument("--model-dir", action="append", default=[], help="a folder of legacy files (repeatable)")
+    args = parser.parse_args(argv)
+    for folder in args.model_dir:
+        add_model_dir(folder)
+    missing = update_digests()
+    print(f"updated {manifest_path()}" + (f"; not found (digests kept): {', '.join(missing)}" if missing else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import vtcodec
 from vtcodec import decoders, registry, zoo
@@ -181,3 +182,65 @@ def test_the_version_comes_from_one_place(cli_run):
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "version" not in project and "version" in project["dynamic"]
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch, tmp_path, tiny_model_path, tiny_model):
+    """A package whose default model is the tiny one, with decoders 'grid' (default) and 'perceptual'."""
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    shutil.copy(tiny_model_path, shipped / "tiny.safetensors")
+    torch.manual_seed(5)
+    entries = []
+    for name in ("grid", "perceptual"):
+        network = build_model(TINY_CONFIG)
+        network.load_state_dict(tiny_model.model.state_dict())
+        with torch.no_grad():
+            for key, p in network.named_parameters():
+                if key.startswith(zoo.DECODER_PREFIXES):
+                    p.copy_(torch.randn_like(p) * 0.15)
+        save_decoder(network, name, tiny_model.model_id, shipped / f"{name}.decoder.safetensors")
+        entries.append(
+            registry.Entry(
+                "decoder", name, f"{name}.decoder.safetensors", "", tiny_model.model_id, "shipped", name == "grid"
+            )
+        )
+    model = registry.Entry("model", "tiny", "tiny.safetensors", "", tiny_model.model_id, "shipped", True)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", shipped)
+    registry.save_manifest(registry.Manifest((model,), tuple(entries)))
+    registry.update_digests()
+    zoo._cache.clear()
+    decoders._cache.clear()
+    yield zoo.load_model()
+    zoo._cache.clear()
+    decoders._cache.clear()
+
+
+def test_realism_blends_the_default_decoder_toward_the_perceptual_one(tiny_registry, cli_run, tmp_path):
+    model = tiny_registry
+    assert decoders.decoder_names(model) == ["grid", "perceptual", "tiled"]
+    data = vtcodec.compress(random_image(100, 70), 6)
+    grid = np.asarray(vtcodec.decompress(data, decoder="grid")).astype(int)
+    perceptual = np.asarray(vtcodec.decompress(data, decoder="perceptual")).astype(int)
+    assert np.array_equal(np.asarray(vtcodec.decompress(data, realism=0.0)), grid)
+    assert np.array_equal(np.asarray(vtcodec.decompress(data, realism=1.0)), perceptual)
+    half = np.asarray(vtcodec.decompress(data, realism=0.5)).astype(int)
+    assert not np.array_equal(half, grid) and not np.array_equal(half, perceptual)
+    mixed = decoders.choose(model, realism=0.5).network.state_dict()
+    a, b = (load_decoder(model, n).network.state_dict() for n in ("grid", "perceptual"))
+    key = "decoder.1.conv2.weight"
+    assert torch.allclose(mixed[key], (a[key] + b[key]) / 2, atol=1e-6)
+    vtk = tmp_path / "x.vtk"
+    vtk.write_bytes(data)
+    assert cli_run("decode", vtk, "-o", tmp_path / "half.png", "--realism", "0.5")[0] == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "half.png")), half.astype(np.uint8))
+    code, _, err = cli_run("decode", vtk, "-o", tmp_path / "y.png", "--realism", "0.5", "--decoder", "grid")
+    assert_one_line_error(code, err)
+    code, _, err = cli_run("decode", vtk, "-o", tmp_path / "y.png", "--realism", "1.5")
+    assert_one_line_error(code, err)
+
+
+def test_realism_needs_a_perceptual_decoder(tiny_model):
+    data = vtcodec.compress(random_image(40, 40), 4, model=tiny_model)
+    with pytest.raises(InputError, match="no 'perceptual' decoder"):
+        vtcodec.decompress(data, model=tiny_model, realism=0.5)

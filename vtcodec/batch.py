@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vtcodec import codec, container
-from vtcodec.decoders import Decoder, load_decoder
+from vtcodec.decoders import Decoder, choose
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
 from vtcodec.imageio import Prepared, check_options, image_file_bytes, open_prepared, with_extras
@@ -346,12 +346,14 @@ def decode_many(
     force: bool = False,
     manifest: Path | None = None,
     quiet: bool = False,
+    realism: float | None = None,
 ) -> Summary:
     """Decode every job's ``.vtk`` file to an image (format from the output suffix).
 
     ``decoder`` names the decoder for every file (default: each token space's
-    default). Tiles of a per-tile decoder share forward passes across files; a
-    grid decoder renders each file on its own.
+    default), or ``realism`` blends the default toward the perceptual one
+    (``codec.render``). Tiles of a per-tile decoder share forward passes across
+    files; a grid decoder renders each file on its own.
     """
     if batch_size < 1 or threads < 1:
         raise InputError("batch size and jobs must be >= 1")
@@ -420,7 +422,7 @@ def decode_many(
                 header = stream.header
                 grid = TileGrid(header.width, header.height, header.tile_size)
                 counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
-                chosen = load_decoder(stream.model, decoder)
+                chosen = choose(stream.model, decoder, realism)
                 if chosen.context != "tile":
                     pixels = chosen.render(stream.ids, counts, grid)
                     save(job, np.ascontiguousarray(pixels), size, started, stream.extras)

@@ -238,6 +238,15 @@ def decode(
     model: ModelOption = None,
     model_dir: ModelDirOption = None,
     decoder: DecoderOption = None,
+    realism: Annotated[
+        Optional[float],
+        typer.Option(
+            "--realism",
+            min=0.0,
+            max=1.0,
+            help="0 … 1: blend the default (fidelity) decoder toward the perceptual one; instead of --decoder.",
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 32,
     jobs: JobsOption = 2,
@@ -270,6 +279,7 @@ def decode(
             force=force,
             manifest=batch.manifest_part(manifest, rank, world),
             quiet=quiet,
+            realism=realism,
         )
         _report(summary, rank, world)
         return
@@ -277,7 +287,7 @@ def decode(
     out = output or file.with_name(file.stem + ".decoded.png")
     check_writable(out, force)
     stream = codec.read_tokens(read_input(file), models=[model] if model else [], device=target)
-    image = codec.render(stream, tokens, decoder)
+    image = codec.render(stream, tokens, decoder, realism)
     write_atomic(out, image_file_bytes(image, out), force=force)
     typer.echo(f"{out}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from vtcodec import container, entropy, rate
-from vtcodec.decoders import Decoder, load_decoder
+from vtcodec.decoders import Decoder, choose
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.imageio import Prepared, prepare, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, Extras, from_chunks, to_chunks
@@ -26,8 +26,12 @@ ImageInput = Image.Image | np.ndarray | Prepared
 Chunks = tuple[container.Chunk, ...]
 
 
-def _decoder(model: LoadedModel, decoder: DecoderSpec) -> Decoder:
-    return decoder if isinstance(decoder, Decoder) else load_decoder(model, decoder)
+def _decoder(model: LoadedModel, decoder: DecoderSpec, realism: float | None = None) -> Decoder:
+    if isinstance(decoder, Decoder):
+        if realism is not None:
+            raise InputError("give a decoder or a realism, not both")
+        return decoder
+    return choose(model, decoder, realism)
 
 
 def _resolve(model: ModelSpec) -> LoadedModel:
@@ -292,28 +296,37 @@ def read_tokens(
     return DecodedStream(header, ids, loaded, extras)
 
 
-def render(stream: DecodedStream, tokens: int | None = None, decoder: DecoderSpec = None) -> Image.Image:
+def render(
+    stream: DecodedStream, tokens: int | None = None, decoder: DecoderSpec = None, realism: float | None = None
+) -> Image.Image:
     """Decode tokens to pixels; ``tokens`` keeps only the first N of each tile (a preview).
 
     ``decoder`` names the decoder (``vtcodec.decoders``); None is the token space's default.
+    ``realism`` (0 … 1) instead blends the default decoder's weights toward the ``perceptual``
+    decoder's: 0 is fidelity (the default), 1 the perceptual decoder.
     """
     header = stream.header
     if tokens is not None and tokens < 0:
         raise InputError("tokens must be >= 0")
     counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
     grid = TileGrid(header.width, header.height, header.tile_size)
-    pixels = _decoder(stream.model, decoder).render(stream.ids, counts, grid)
+    pixels = _decoder(stream.model, decoder, realism).render(stream.ids, counts, grid)
     return with_extras(pixels, stream.extras)
 
 
 def decompress(
-    data: bytes, tokens: int | None = None, model: ModelSpec = None, decoder: DecoderSpec = None
+    data: bytes,
+    tokens: int | None = None,
+    model: ModelSpec = None,
+    decoder: DecoderSpec = None,
+    realism: float | None = None,
 ) -> Image.Image:
     """Decode ``.vtk`` bytes into an image of the original size, with ``decoder`` (default: the best).
 
     RGB, or RGBA when the file keeps an alpha plane; a kept colour profile, EXIF and XMP are in ``info``.
+    ``realism`` (0 … 1) is the fidelity-to-realism knob of :func:`render`.
     """
-    return render(read_tokens(data, model), tokens, decoder)
+    return render(read_tokens(data, model), tokens, decoder, realism)
 
 
 def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = None, model: ModelSpec = None) -> bytes:

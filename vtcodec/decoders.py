@@ -192,6 +192,51 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return values.reshape(weight.shape).contiguous(), scale.to(torch.float16)
 
 
+PERCEPTUAL = "perceptual"  # the decoder that --realism 1 gives; 0 is the token space's default decoder
+_blends: dict[tuple[bytes, str, str, float], Decoder] = {}
+
+
+def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
+    """A decoder whose weights are ``(1 - weight) * fidelity + weight * realism``: one decode's cost.
+
+    Both must be decoders of one token space with one shape (the perceptual decoder is
+    fine-tuned from the fidelity one, so the path between them stays in one basin).
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise InputError(f"realism must be in 0 ... 1 (got {weight})")
+    if weight in (0.0, 1.0):
+        return realism if weight else fidelity
+    same = (fidelity.token_space, fidelity.context, fidelity.grid_from) == (
+        realism.token_space,
+        realism.context,
+        realism.grid_from,
+    )
+    a, b = fidelity.network.state_dict(), realism.network.state_dict()
+    if not same or a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise InputError(f"decoders {fidelity.name!r} and {realism.name!r} cannot be blended (different shapes)")
+    key = (fidelity.token_space, fidelity.name, realism.name, round(weight, 4))
+    with _lock:
+        if key not in _blends:
+            network = build_model(fidelity.network.config)
+            mixed = {k: torch.lerp(a[k].float(), b[k].float(), weight) if a[k].is_floating_point() else a[k] for k in a}
+            network.load_state_dict(mixed)
+            network = network.eval().to(fidelity.device, memory_format=torch.channels_last)
+            name = f"{fidelity.name}+{realism.name}@{weight:g}"
+            _blends[key] = Decoder(name, fidelity.token_space, network, fidelity.context, None, fidelity.grid_from)
+        return _blends[key]
+
+
+def choose(model: LoadedModel, name: str | Path | None = None, realism: float | None = None) -> Decoder:
+    """The decoder ``name`` (None: the default), or with ``realism`` the default blended toward ``perceptual``."""
+    if realism is None:
+        return load_decoder(model, name)
+    if name is not None:
+        raise InputError("give a decoder or a realism, not both")
+    if PERCEPTUAL not in decoder_names(model):
+        raise InputError(f"model {model.model_id.hex()} has no {PERCEPTUAL!r} decoder, so no realism setting")
+    return blend(load_decoder(model), load_decoder(model, PERCEPTUAL), float(realism))
+
+
 def full_network(model: LoadedModel) -> ConvTokenizer:
     """The token space's network with a decoder (to train from): the model file's own, else its default decoder's."""
     return model.model if model.has_decoder else load_decoder(model).network

@@ -144,3 +144,17 @@ def test_bench_scores_several_decoders_on_the_same_files(tmp_path, tiny_model):
     assert "| vtcodec-brighter against |" in result["bd_table"]
     rows = (tmp_path / "r" / "results.csv").read_text()
     assert rows.count(",vtcodec-brighter,") == 2
+
+
+def test_bench_measures_the_token_counts_it_is_given(tmp_path, cli_run, tiny_model_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    random_image(40, 30).save(images / "0.png")
+    args = ["bench", images, "--codecs", "vtcodec", "--metrics", "psnr-rgb", "--model", tiny_model_path, "--quiet"]
+    code, out, _ = cli_run(*args, "--out", tmp_path / "r", "--tokens", "2,5")
+    assert code == 0
+    entries = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert next(e for e in entries if e["name"] == "vtcodec")["results"]["tokens"] == [2, 5]
+    for bad in ("2,x", "0", "99"):
+        code, _, err = cli_run(*args, "--out", tmp_path / "s", "--tokens", bad)
+        assert code != 0 and "--tokens" in err and "\n" not in err.strip()

@@ -518,6 +518,9 @@ def bench(
         "vtcodec,jpeg,webp,avif"
     ),
     points: Annotated[int, typer.Option("--points", min=1, help="vtcodec token counts to measure.")] = 5,
+    token_list: Annotated[
+        Optional[str], typer.Option("--tokens", help="Comma-separated token counts to measure (instead of --points).")
+    ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N images.")] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also one curve per image in results.json.")] = False,
     model: ModelOption = None,
@@ -557,6 +560,13 @@ def bench(
     chosen_decoders = [d.strip() for d in decoder.split(",") if d.strip()] if decoder else [None]
     ladder = [n for n in benchmark.TOKEN_LADDER if n <= loaded.config.max_tokens]
     picks = sorted({ladder[round(i * (len(ladder) - 1) / max(points - 1, 1))] for i in range(points)})
+    if token_list:
+        try:
+            picks = sorted({int(t) for t in token_list.split(",") if t.strip()})
+        except ValueError:
+            raise InputError(f"--tokens takes comma-separated integers (got {token_list!r})") from None
+        if not picks or picks[0] < 1 or picks[-1] > loaded.config.max_tokens:
+            raise InputError(f"--tokens must lie in 1 ... {loaded.config.max_tokens}")
     result = benchmark.run_bench(
         files,
         out,

@@ -151,7 +151,7 @@ def test_bench_measures_the_token_counts_it_is_given(tmp_path, cli_run, tiny_mod
     images.mkdir()
     random_image(40, 30).save(images / "0.png")
     args = ["bench", images, "--codecs", "vtcodec", "--metrics", "psnr-rgb", "--model", tiny_model_path, "--quiet"]
-    code, out, _ = cli_run(*args, "--out", tmp_path / "r", "--tokens", "2,5")
+    code, _, _ = cli_run(*args, "--out", tmp_path / "r", "--tokens", "2,5")
     assert code == 0
     entries = json.loads((tmp_path / "r" / "results.json").read_text())
     assert next(e for e in entries if e["name"] == "vtcodec")["results"]["tokens"] == [2, 5]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vtcodec
-from vtcodec import decoders
+from vtcodec import decoders, decoding
 from vtcodec.codec import TokenImage, fit_bytes, read_tokens, tokenize
 from vtcodec.decoders import Decoder, load_decoder, receptive_radius, save_decoder
 from vtcodec.errors import InputError, UnknownModelError
@@ -96,7 +96,7 @@ def test_grid_from_splits_the_decoder_between_tiles_and_grid(tiny_model, trained
 
 def test_windows_cover_every_tile_once():
     for n, window, margin in [(1, 12, 2), (12, 12, 2), (13, 12, 2), (40, 12, 2), (7, 3, 2)]:
-        spans = decoders._spans(n, window, margin)
+        spans = decoding._spans(n, window, margin)
         covered = [i for start, stop, _, _ in spans for i in range(start, stop)]
         assert covered == list(range(n))
         for start, stop, c0, c1 in spans:

@@ -164,9 +164,11 @@ def _key(values: dict[str, np.ndarray], names: str, radix: dict[str, int]) -> np
 
 @dataclass(frozen=True)
 class DigitContextPrior:
-    """Integer tables ``tables[d]`` of shape (contexts, levels[d]), the neighbour map (K, 3),
+    """The digit-context prior: integer tables, neighbours and groups.
 
-    and the group of every position (K,); without ``group_of``, K splits into ``groups`` equal groups.
+    ``tables[d]`` has shape (contexts, levels[d]); ``neighbours`` is (K, 3) and
+    ``group_of`` the group of every position (K,); without ``group_of``, K splits into
+    ``groups`` equal groups.
     """
 
     levels: tuple[int, ...]

@@ -111,7 +111,3 @@ class TokenPrior:
             scored.append((prior.bits(held_out, positions), backoff, prior))
         _, backoff, prior = min(scored, key=lambda item: item[0])
         return prior, backoff
-
-    @classmethod
-    def uniform(cls, max_tokens: int, codebook_size: int) -> TokenPrior:
-        return cls(quantize_counts(np.ones((max_tokens, codebook_size))))

@@ -197,9 +197,9 @@ def entry_for_path(path: Path) -> Entry | None:
 
 
 def update_digests(path: Path | None = None) -> list[str]:
-    """Record the SHA-256 of every registered file that is installed (after new weights are trained);
+    """Record the SHA-256 of every registered file that is installed (after new weights are trained).
 
-    returns the files that were not found. Run ``python -m vtcodec.registry`` from the
+    Returns the files that were not found. Run ``python -m vtcodec.registry`` from the
     repository with ``--model-dir models``.
     """
     manifest = load_manifest(path)

@@ -2,7 +2,7 @@
 
 Tiles are taken in raster order (left to right, then top to bottom) over a grid
 of ``ceil(width / T) x ceil(height / T)``. Edge tiles are padded by repeating the
-last row and column; :func:`assemble` crops the padding away again.
+last row and column; :func:`place_tiles` writes decoded tiles back, cropping the padding.
 """
 
 from __future__ import annotations

@@ -47,9 +47,9 @@ class TrainConfig:
 def sample_lengths(
     batch: int, max_tokens: int, full_prob: float, gen: torch.Generator, dist: str = "uniform"
 ) -> torch.Tensor:
-    """Kept prefix lengths (tail-token drop), exactly K with ``full_prob``; otherwise
+    """Kept prefix lengths (tail-token drop): exactly K with ``full_prob``.
 
-    ``uniform`` on [1, K]; ``mixed``: half uniform, half log-uniform (more short prefixes);
+    Otherwise ``uniform`` on [1, K]; ``mixed``: half uniform, half log-uniform (more short prefixes);
     ``front``: three quarters uniform on [1, K/2], one quarter uniform on [1, K] (the
     low-rate half of the sequence, where the codec's targets lie, gets most of the weight).
     """

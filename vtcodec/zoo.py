@@ -95,9 +95,9 @@ def model_id_of(data: bytes) -> bytes:
 
 
 def context_layout(model: ConvTokenizer) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """(groups, group of each position, neighbour map) of a grid-layout model, for the
+    """The digit-context prior's layout of a grid-layout model; None for other layouts.
 
-    digit-context prior; None for other layouts.
+    Returns (groups, the group of each position, the neighbour map).
     """
     if model.config.layout != "grid":
         return None

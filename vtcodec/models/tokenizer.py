@@ -34,7 +34,7 @@ decoder knows how many it has. Training keeps a random prefix per sample
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -62,7 +62,6 @@ class TokenizerConfig:
     cell_size: int = 32
     cell_order: str = "raster"
     fine_groups: int = 0
-    extra: dict = field(default_factory=dict)
 
     def stage_blocks(self, part: str) -> int:
         """Residual blocks per resolution stage of the ``encoder`` (or of a uniform ``decoder``)."""

@@ -23,7 +23,7 @@ import vtcodec
 from vtcodec.codec import psnr_rgb, tokenize
 from vtcodec.decoders import Decoder, load_decoder
 from vtcodec.seams import seam_ratio
-from vtcodec.train_decoder import held_out_crops
+from vtcodec.training.decoder import held_out_crops
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
     python benchmarks/loss_balance.py [--model PATH] [--crops 16] [--tokens 16 64 256]
 
 For held-out bsds500/val center crops (128²) decoded from a prefix of n tokens, prints
-the MSE, 1 - MS-SSIM (``vtcodec.train.msssim_dissimilarity``, the loss's term), the
+the MSE, 1 - MS-SSIM (``vtcodec.training.losses.msssim_dissimilarity``, the loss's term), the
 norms of their gradients over the decoder's weights, and the weight that would make
 the MS-SSIM term's gradient equal to the MSE's (``msssim_weight`` in the train config).
 """
@@ -18,7 +18,7 @@ import torch
 import vtcodec
 from vtcodec.data import center_crops, list_images, load_rgb
 from vtcodec.models import build_model
-from vtcodec.train import msssim_dissimilarity
+from vtcodec.training.losses import msssim_dissimilarity
 
 VAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train" / "bsds500" / "val"
 

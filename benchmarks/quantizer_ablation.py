@@ -21,7 +21,7 @@ from torch import nn
 
 from vtcodec.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.models import TokenizerConfig, build_model
-from vtcodec.train import psnr
+from vtcodec.training.losses import psnr
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train"
 

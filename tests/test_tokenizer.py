@@ -6,7 +6,7 @@ import torch
 from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.prior import TokenPrior
-from vtcodec.train import warm_start
+from vtcodec.training.warm_start import warm_start
 from vtcodec.zoo import context_layout, load_model, save_model
 
 COARSE = TokenizerConfig(tile_size=64, max_tokens=8, channels=(8, 8, 8, 8), fsq_levels=(3, 3), cell_size=32)

@@ -11,19 +11,27 @@ import pytest
 import torch
 
 import vtcodec
-from vtcodec import train as training
+from vtcodec.cli import app
+from vtcodec.training.config import TrainConfig
+from vtcodec.training.losses import check_loss, reconstruction_loss
+from vtcodec.training.schedule import sample_lengths
 
 from .conftest import assert_one_line_error, random_image
+
+
+def train(args: list[str]) -> None:
+    """``vtcodec train ARGS``, through the command line's one option parser."""
+    app(["train", *map(str, args)], standalone_mode=False)
 
 
 def test_train_resume_export_and_use(tmp_path):
     data, config = _tiny_setup(tmp_path, {"batch_size": 4, "log_every": 2, "eval_every": 4, "warmup_steps": 5})
     run = tmp_path / "run"
     args = [str(data), "--out", str(run), "--val", str(data), "--config", str(config), "--prior-tiles", "64"]
-    training.main([*args, "--minutes", "0.02"])
+    train([*args, "--minutes", "0.02"])
     first = torch.load(run / "last.ckpt", weights_only=False)
     assert first["step"] > 0
-    training.main([*args, "--minutes", "0.2", "--resume"])
+    train([*args, "--minutes", "0.2", "--resume"])
     second = torch.load(run / "last.ckpt", weights_only=False)
     assert second["step"] > first["step"]
     assert second["elapsed"] >= 0.2 * 60
@@ -42,7 +50,7 @@ def test_train_resume_export_and_use(tmp_path):
 
     # --refit fits the priors again for the same weights: same tokens, a model file of its own.
     refit = tmp_path / "refit"
-    training.main([str(data), "--out", str(refit), "--prior-tiles", "128", "--refit", str(run / "model.safetensors")])
+    train([str(data), "--out", str(refit), "--prior-tiles", "128", "--refit", str(run / "model.safetensors")])
     again = vtcodec.load_model(refit / "model.safetensors")
     assert again.model_id != model.model_id
     tiles = torch.rand(5, 3, 32, 32)
@@ -69,9 +77,9 @@ def _tiny_setup(tmp_path: Path, train: dict | None = None) -> tuple[Path, Path]:
 def test_resume_continues_the_same_run_exactly(tmp_path):
     data, config = _tiny_setup(tmp_path)
     common = [str(data), "--config", str(config), "--prior-tiles", "64", "--minutes", "100"]
-    training.main([*common, "--out", str(tmp_path / "straight"), "--steps", "6"])
-    training.main([*common, "--out", str(tmp_path / "split"), "--steps", "3"])
-    training.main([*common, "--out", str(tmp_path / "split"), "--steps", "6", "--resume"])
+    train([*common, "--out", str(tmp_path / "straight"), "--steps", "6"])
+    train([*common, "--out", str(tmp_path / "split"), "--steps", "3"])
+    train([*common, "--out", str(tmp_path / "split"), "--steps", "6", "--resume"])
     straight = torch.load(tmp_path / "straight" / "last.ckpt", weights_only=False)
     split = torch.load(tmp_path / "split" / "last.ckpt", weights_only=False)
     assert straight["step"] == split["step"] == 6
@@ -86,7 +94,7 @@ def test_two_process_ddp_training_on_loopback(tmp_path):
     data, config = _tiny_setup(tmp_path)
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    cmd += ["-m", "vtcodec.train", str(data), "--out", str(run), "--val", str(data), "--config", str(config)]
+    cmd += ["-m", "vtcodec.training", str(data), "--out", str(run), "--val", str(data), "--config", str(config)]
     cmd += ["--steps", "4", "--minutes", "100", "--prior-tiles", "64"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -105,13 +113,13 @@ def test_length_distributions():
     gen = torch.Generator().manual_seed(0)
     n, k = 40000, 512
     for dist, share_in_front in (("uniform", 0.5), ("front", 0.875)):
-        lengths = training.sample_lengths(n, k, 0.1, gen, dist)
+        lengths = sample_lengths(n, k, 0.1, gen, dist)
         assert lengths.min() >= 1 and lengths.max() <= k
         full = (lengths == k).float().mean().item()
         assert abs(full - (0.1 + 0.9 / k * (1 - share_in_front) * 2)) < 0.01
         assert abs((lengths <= k // 2).float().mean().item() - 0.9 * share_in_front) < 0.01
     with pytest.raises(ValueError):
-        training.sample_lengths(4, k, 0.1, gen, "nope")
+        sample_lengths(4, k, 0.1, gen, "nope")
 
 
 def test_mse_plus_msssim_loss_trains_and_checks_its_inputs(tmp_path, cli_run):
@@ -120,17 +128,17 @@ def test_mse_plus_msssim_loss_trains_and_checks_its_inputs(tmp_path, cli_run):
 
     target = torch.rand(2, 3, 128, 128)
     rec = (target + 0.1 * torch.randn_like(target)).requires_grad_()
-    cfg = training.TrainConfig(loss="mse+msssim", msssim_weight=0.5)
-    loss = training.reconstruction_loss(rec, target, cfg)
+    cfg = TrainConfig(loss="mse+msssim", msssim_weight=0.5)
+    loss = reconstruction_loss(rec, target, cfg)
     mse = ((rec - target) ** 2).mean()
     expected = mse + 0.5 * (1 - ms_ssim(rec, target, data_range=1.0, win_size=7))
     assert torch.allclose(loss, expected)
     loss.backward()
     assert rec.grad is not None and rec.grad.abs().sum() > 0
     with pytest.raises(vtcodec.InputError, match="larger than 96"):
-        training.check_loss(cfg, 32)
+        check_loss(cfg, 32)
     with pytest.raises(vtcodec.InputError, match="unknown loss"):
-        training.check_loss(training.TrainConfig(loss="l1"), 128)
+        check_loss(TrainConfig(loss="l1"), 128)
 
     data, config = _tiny_setup(tmp_path)
     spec = json.loads(config.read_text())

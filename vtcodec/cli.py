@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from vtcodec import batch, codec, container, registry
-from vtcodec.decoders import WEIGHT_FORMATS, decoder_names
+from vtcodec.decoders import decoder_names
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
@@ -404,18 +404,23 @@ def train(
 
     Runs unchanged under torchrun (DDP: gloo on CPU, NCCL on CUDA); each rank reads its own shard of the images.
     """
-    from vtcodec import train as training
+    from vtcodec.training import run_tokenizer
 
-    args = [str(p) for p in data] + ["--out", str(out), "--minutes", str(minutes)]
-    args += ["--val", str(val)] if val else []
-    args += ["--steps", str(steps)] if steps else []
-    args += ["--config", str(config)] if config else []
-    args += ["--resume"] if resume else []
-    args += ["--init", str(init)] if init else []
-    args += ["--refit", str(refit)] if refit else []
-    args += ["--export-only"] if export_only else []
-    args += ["--prior-tiles", str(prior_tiles)] if prior_tiles else []
-    training.main(args)
+    path = run_tokenizer(
+        [str(p) for p in data],
+        str(out),
+        str(val) if val else None,
+        str(config) if config else None,
+        minutes,
+        steps,
+        resume,
+        str(init) if init else None,
+        str(refit) if refit else None,
+        export_only,
+        prior_tiles or 16384,
+    )
+    if path is not None:  # rank 0 exports
+        typer.echo(f"exported {path} (model id {load_model(path).model_id.hex()})", err=True)
 
 
 @app.command("tokens")
@@ -486,28 +491,24 @@ def train_decoder(
 
     Every file made with the model decodes with the result: `vtcodec decode FILE --decoder RUN/decoder.safetensors`.
     """
-    from vtcodec import train_decoder as training
+    from vtcodec.training import run_decoder
 
-    load_model(init)  # a bad model file fails here, in one line
-    if weights not in WEIGHT_FORMATS:
-        raise InputError(f"unknown weight format {weights!r} (int8 or fp16)")
-    cfg = training.load_config(config, minutes, steps)
-    ckpt = out / "last.ckpt"
-    if not export_only:
-        ckpt = training.train_decoder(
-            [str(p) for p in data],
-            str(out),
-            str(init),
-            str(val) if val else None,
-            cfg,
-            resume,
-            init_decoder,
-            str(perceptual_weights) if perceptual_weights else None,
-        )
-    elif not ckpt.exists():
-        raise InputError(f"{ckpt}: no checkpoint to export")
-    digest = training.export_decoder(ckpt, out / "decoder.safetensors", name, weights)
-    typer.echo(f"exported {out / 'decoder.safetensors'} (decoder {name!r}, SHA-256 {digest[:16]})", err=True)
+    path, digest = run_decoder(
+        [str(p) for p in data],
+        str(out),
+        str(init),
+        str(val) if val else None,
+        str(config) if config else None,
+        minutes,
+        steps,
+        resume,
+        init_decoder,
+        str(perceptual_weights) if perceptual_weights else None,
+        name,
+        export_only,
+        weights,
+    )
+    typer.echo(f"exported {path} (decoder {name!r}, SHA-256 {digest[:16]})", err=True)
 
 
 @app.command()

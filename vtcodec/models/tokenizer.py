@@ -29,7 +29,7 @@ preservingly with ``vtcodec.models.growth.grow_decoder``; decoder files record t
 
 Tokens past the kept prefix are replaced by learned "absent" vectors, so the
 decoder knows how many it has. Training keeps a random prefix per sample
-(tail-token drop); see ``vtcodec/train.py`` and the model card.
+(tail-token drop); see ``vtcodec/training/`` and the model card.
 """
 
 from __future__ import annotations

@@ -9,17 +9,13 @@ another decoder of it (``--init-decoder``), grown function-preservingly when the
 config's ``architecture`` asks (``vtcodec.models.growth``). The loss is MSE, or with
 ``"loss": "perceptual"`` MSE plus ST-LPIPS and a patch discriminator
 (``vtcodec.perceptual``). Every file of the token space decodes with the result.
-
-Run as ``vtcodec train-decoder DATA_DIR... --init MODEL --out RUN_DIR`` or
-``python -m vtcodec.train_decoder``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,69 +23,16 @@ import torch
 from tqdm import tqdm
 
 from vtcodec.data import CropSampler, list_images, load_rgb
-from vtcodec.decoders import DECODER_PREFIXES, WEIGHT_FORMATS, save_decoder
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
 from vtcodec.perceptual import PatchDiscriminator, hinge_discriminator_loss, hinge_generator_loss, load_stlpips
 from vtcodec.seams import seam_ratio
-from vtcodec.train import learning_rate, psnr, sample_lengths, save_checkpoint
-
-
-@dataclass(frozen=True)
-class DecoderTrainConfig:
-    """Settings of a whole-grid decoder run; saved in every checkpoint."""
-
-    rows: int = 2
-    cols: int = 2
-    # Decoder layers from this index on run over the whole grid (ConvTokenizer.render_mosaic). For the
-    # shipped network, 5: the token stage (tokens up to 1/16 scale, 3 blocks, up to 1/8) stays per tile.
-    grid_from: int = 5
-    batch_size: int = 4
-    lr: float = 5e-5
-    warmup_steps: int = 100
-    weight_decay: float = 1e-4
-    decay_fraction: float = 0.3
-    length_dist: str = "front"
-    full_length_prob: float = 0.1
-    shared_length_prob: float = 0.5  # all tiles of a crop at one length, as with --tokens
-    empty_prob: float = 0.03  # tiles with no tokens at all, as rate control makes them
-    min_scale: float = 0.5
-    minutes: float = 60.0
-    max_steps: int | None = None
-    log_every: int = 25
-    eval_every: int = 500
-    val_images: int = 32  # held-out crops scored during training
-    checkpoint_minutes: float = 4.0
-    seed: int = 0
-    # Grow the starting decoder function-preservingly (vtcodec.models.growth): decoder_blocks,
-    # decoder_hidden, decoder_attention. Layers it adds learn at lr * fresh_lr_scale.
-    architecture: dict | None = None
-    fresh_lr_scale: float = 1.0
-    # Loss: "mse", or "perceptual": mse_weight * MSE + lpips_weight * ST-LPIPS (vtcodec.perceptual, weights
-    # from --perceptual-weights) + gan_weight * a patch discriminator's hinge loss, from gan_start_step on.
-    # ST-LPIPS and the discriminator see one random perceptual_crop² window of each crop (0: all of it);
-    # the shift-tolerant AlexNet costs more than the decoder at full size.
-    loss: str = "mse"
-    mse_weight: float = 1.0
-    lpips_weight: float = 0.1
-    gan_weight: float = 0.0
-    gan_start_step: int = 200
-    disc_lr: float = 1e-4
-    perceptual_crop: int = 0
-
-
-def perceptual_windows(
-    rec: torch.Tensor, crops: torch.Tensor, side: int, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same random ``side``² window of each decoded and original crop (both whole when ``side`` is 0)."""
-    h, w = crops.shape[-2:]
-    if side <= 0 or side >= min(h, w):
-        return rec, crops
-    top = torch.randint(0, h - side + 1, (len(crops),), generator=gen).tolist()
-    left = torch.randint(0, w - side + 1, (len(crops),), generator=gen).tolist()
-    pick = [(slice(t, t + side), slice(x, x + side)) for t, x in zip(top, left, strict=True)]
-    windows = (torch.stack([img[:, r, c] for img, (r, c) in zip(batch, pick, strict=True)]) for batch in (rec, crops))
-    return tuple(windows)
+from vtcodec.training.config import DecoderTrainConfig
+from vtcodec.training.export import save_checkpoint
+from vtcodec.training.losses import perceptual_windows, psnr
+from vtcodec.training.schedule import learning_rate, tile_lengths
+from vtcodec.training.warm_start import starting_network
+from vtcodec.zoo import DECODER_PREFIXES
 
 
 def decoder_parameters(model: ConvTokenizer) -> list[torch.nn.Parameter]:
@@ -103,18 +46,6 @@ def split_tiles(crops: torch.Tensor, tile: int) -> torch.Tensor:
     rows, cols = h // tile, w // tile
     tiles = crops.view(b, c, rows, tile, cols, tile).permute(0, 2, 4, 1, 3, 5)
     return tiles.reshape(b, rows * cols, c, tile, tile)
-
-
-def tile_lengths(
-    batch: int, tiles: int, max_tokens: int, cfg: DecoderTrainConfig, gen: torch.Generator
-) -> torch.Tensor:
-    """(batch, tiles) kept prefix lengths: per tile, or one per crop with ``shared_length_prob``."""
-    own = sample_lengths(batch * tiles, max_tokens, cfg.full_length_prob, gen, cfg.length_dist).view(batch, tiles)
-    shared = sample_lengths(batch, max_tokens, cfg.full_length_prob, gen, cfg.length_dist)
-    pick_shared = torch.rand(batch, generator=gen) < cfg.shared_length_prob
-    lengths = torch.where(pick_shared.unsqueeze(1), shared.unsqueeze(1).expand(batch, tiles), own)
-    empty = torch.rand(batch, tiles, generator=gen) < cfg.empty_prob
-    return torch.where(empty, torch.zeros_like(lengths), lengths)
 
 
 def tokenize_crops(model: ConvTokenizer, crops: torch.Tensor) -> torch.Tensor:
@@ -182,31 +113,6 @@ def evaluate(
         out[f"seam@{n}"] = round(float(np.mean(seams)), 3)
     model.train()
     return out
-
-
-def starting_network(
-    init_weights: str, init_decoder: str | None, cfg: DecoderTrainConfig
-) -> tuple[ConvTokenizer, DecoderTrainConfig, set[str]]:
-    """The network a fresh run starts from, its settings (``grid_from`` mapped) and its fresh parameters.
-
-    The token space's model, with the decoder of ``init_decoder`` (a decoder name or file), else
-    the model file's own or its default decoder, grown to ``cfg.architecture`` when set.
-    """
-    from vtcodec.decoders import full_network, load_decoder
-    from vtcodec.models.growth import fresh_parameters, grow_decoder, map_index
-    from vtcodec.zoo import load_model
-
-    source = load_model(init_weights)
-    start = load_decoder(source, init_decoder).network if init_decoder else full_network(source)
-    model = build_model(start.config)
-    model.load_state_dict(start.state_dict())
-    if not cfg.architecture:
-        return model, cfg, set()
-    try:
-        grown = grow_decoder(model, **cfg.architecture)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"cannot grow the decoder to {cfg.architecture} ({exc})") from None
-    return grown, replace(cfg, grid_from=map_index(model, grown, cfg.grid_from)), fresh_parameters(model, grown)
 
 
 def train_decoder(
@@ -376,66 +282,3 @@ def train_decoder(
         final.update(evaluate(model, val, eval_counts, cfg.grid_from))
     log(final)
     return ckpt_path
-
-
-def load_config(path: str | Path | None, minutes: float, steps: int | None) -> DecoderTrainConfig:
-    """The run's settings: the ``decoder_train`` section of a JSON file over the defaults."""
-    cfg = DecoderTrainConfig(minutes=minutes, max_steps=steps)
-    if path is None:
-        return cfg
-    try:
-        spec = json.loads(Path(path).read_text()).get("decoder_train", {})
-        return replace(cfg, **{**spec, "minutes": minutes, "max_steps": steps})
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise InputError(f"{path}: not a valid decoder training config ({exc})") from None
-
-
-def export_decoder(ckpt_path: str | Path, out_path: str | Path, name: str, weights: str = "int8") -> str:
-    """Write the decoder of a checkpoint as a decoder file of its token space; returns its SHA-256.
-
-    ``weights`` int8 (the default) halves the file; its pixels stay within rounding of fp16's
-    (2026-12-02, the grid decoder on 8 held-out photos: 57 dB apart, ±0.003 dB PSNR).
-    """
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    network = build_model(TokenizerConfig.from_dict(state["model_config"]))
-    network.load_state_dict(state["model"])
-    grid_from = state["train_config"].get("grid_from", 0)
-    return save_decoder(network, name, bytes.fromhex(state["token_space"]), out_path, "grid", grid_from, weights)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("data", nargs="+")
-    parser.add_argument("--init", required=True, help="the model file whose token space the decoder serves")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--val")
-    parser.add_argument("--config", help="JSON file with a 'decoder_train' section")
-    parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--init-decoder", help="start from this decoder (a name or a decoder file)")
-    parser.add_argument("--perceptual-weights", help="the stlpips-pytorch 0.0.2 wheel, for loss 'perceptual'")
-    parser.add_argument("--name", default="grid", help="the decoder's name in the registry")
-    parser.add_argument("--export-only", action="store_true", help="skip training: export RUN/last.ckpt")
-    parser.add_argument("--weights", choices=WEIGHT_FORMATS, default="int8", help="how the decoder file stores weights")
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.minutes, args.steps)
-    ckpt = Path(args.out) / "last.ckpt"
-    if not args.export_only:
-        ckpt = train_decoder(
-            args.data,
-            args.out,
-            args.init,
-            args.val,
-            cfg,
-            resume=args.resume,
-            init_decoder=args.init_decoder,
-            perceptual_weights=args.perceptual_weights,
-        )
-    out = Path(args.out) / "decoder.safetensors"
-    digest = export_decoder(ckpt, out, args.name, args.weights)
-    print(f"exported {out} (decoder {args.name!r}, SHA-256 {digest[:16]})", flush=True)
-
-
-if __name__ == "__main__":
-    main()

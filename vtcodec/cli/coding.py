@@ -1,0 +1,287 @@
+"""``vtcodec encode``, ``decode``, ``info`` and ``truncate``: files in, files out (``vtcodec.codec``, ``batch``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vtcodec import batch, codec, container
+from vtcodec.cli.common import (
+    BatchSizeOption,
+    DecoderOption,
+    DeviceOption,
+    ForceOption,
+    JobsOption,
+    ManifestOption,
+    MaxPixelsOption,
+    ModelDirOption,
+    ModelOption,
+    QuietOption,
+    add_model_dirs,
+    app,
+    batch_output_dir,
+    is_batch,
+    report,
+    set_pixel_limit,
+)
+from vtcodec.decoders import decoder_names
+from vtcodec.errors import UnknownModelError
+from vtcodec.fileio import check_writable, read_input, write_atomic
+from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
+from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, from_chunks
+from vtcodec.zoo import find_model, load_model, resolve_device
+
+
+@app.command()
+def encode(
+    images: Annotated[
+        list[str], typer.Argument(help="Input images, folders (recursive) or quoted globs.", show_default=False)
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Output .vtk, or a folder for many inputs [default: beside each input]."),
+    ] = None,
+    tokens: Annotated[
+        Optional[int], typer.Option("--tokens", "-t", min=0, help=f"Tokens per tile [default: {codec.DEFAULT_TOKENS}].")
+    ] = None,
+    max_bytes: Annotated[
+        Optional[int], typer.Option("--bytes", min=1, help="Whole-file budget in bytes (rate-distortion allocation).")
+    ] = None,
+    bpp: Annotated[Optional[float], typer.Option("--bpp", min=0.0, help="Budget in bits per pixel.")] = None,
+    psnr: Annotated[Optional[float], typer.Option("--psnr", help="Smallest file with PSNR-RGB >= this (dB).")] = None,
+    force: ForceOption = False,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 32,
+    jobs: JobsOption = 2,
+    manifest: ManifestOption = None,
+    quiet: QuietOption = False,
+    max_pixels: MaxPixelsOption = None,
+    keep_metadata: Annotated[
+        str,
+        typer.Option(
+            "--metadata",
+            help="Keep: all, none, or a comma list of icc, exif, xmp. A profile not kept is converted to sRGB.",
+        ),
+    ] = DEFAULT_METADATA,
+    alpha: Annotated[
+        str,
+        typer.Option(
+            "--alpha", help="keep: transparency within 2/255 (0 and 255 exact); lossless; drop: composite over white."
+        ),
+    ] = "keep",
+    frame: Annotated[
+        Optional[int], typer.Option("--frame", min=0, help="The frame to code from an animated or multi-page file.")
+    ] = None,
+) -> None:
+    """Compress images into .vtk files (one target: --tokens, --bytes, --bpp or --psnr).
+
+    Several inputs, a folder or a glob make a batch run: -o names a folder that
+    mirrors the input tree, outputs that already exist and verify are skipped (a
+    rerun resumes), and a failure on one file does not stop the others.
+    """
+    set_pixel_limit(max_pixels)
+    loaded = load_model(model, device)
+    if is_batch(images, output, manifest):
+        rank, world = batch.shard()
+        out_dir = batch_output_dir(output)
+        all_jobs = batch.collect_jobs(images, out_dir, IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
+        summary = batch.encode_many(
+            all_jobs[rank::world],
+            loaded,
+            tokens,
+            max_bytes=max_bytes,
+            bpp=bpp,
+            psnr=psnr,
+            batch_size=batch_size,
+            threads=jobs,
+            force=force,
+            manifest=batch.manifest_part(manifest, rank, world),
+            quiet=quiet,
+            metadata=keep_metadata,
+            alpha=alpha,
+        )
+        report(summary, rank, world)
+        return
+    image = Path(images[0])
+    out = output or image.with_suffix(".vtk")
+    check_writable(out, force)
+    prepared = open_prepared(image, frame, keep_metadata, alpha)
+    result = codec.encode(prepared, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=loaded)
+    write_atomic(out, result.data, force=force)
+    size = len(result.data)
+    height, width = prepared.pixels.shape[:2]
+    summary = f"{out}: {size} bytes, {8 * size / (width * height):.4f} bpp, {width}x{height}"
+    if prepared.extras.alpha is not None:
+        summary += ", with alpha"
+    if result.psnr is not None:
+        summary += f", {result.psnr:.2f} dB"
+    typer.echo(summary, err=True)
+    if not result.target_met:
+        typer.echo(f"vtcodec: warning: {psnr} dB is out of reach; wrote the best file (all tokens)", err=True)
+    if prepared.dropped:
+        items = ", ".join(f"{ITEM_NAMES[k]} ({v} bytes)" for k, v in prepared.dropped.items())
+        typer.echo(f"vtcodec: note: not kept: {items}; keep them with --metadata", err=True)
+
+
+@app.command()
+def decode(
+    files: Annotated[list[str], typer.Argument(help="Input .vtk files, folders (recursive) or quoted globs.")],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Output image, or a folder for many inputs [default: FILE.decoded.png beside each]."
+        ),
+    ] = None,
+    tokens: Annotated[
+        Optional[int], typer.Option("--tokens", "-t", min=0, help="Decode only the first N tokens of each tile.")
+    ] = None,
+    image_format: Annotated[
+        str, typer.Option("--format", help="Image suffix of batch outputs written to a folder.")
+    ] = "png",
+    force: ForceOption = False,
+    model: ModelOption = None,
+    model_dir: ModelDirOption = None,
+    decoder: DecoderOption = None,
+    realism: Annotated[
+        Optional[float],
+        typer.Option(
+            "--realism",
+            min=0.0,
+            max=1.0,
+            help="0 … 1: blend the default (fidelity) decoder toward the perceptual one; instead of --decoder.",
+        ),
+    ] = None,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 32,
+    jobs: JobsOption = 2,
+    manifest: ManifestOption = None,
+    quiet: QuietOption = False,
+    max_pixels: MaxPixelsOption = None,
+) -> None:
+    """Decompress .vtk files into images (format from the output suffix)."""
+    set_pixel_limit(max_pixels)
+    add_model_dirs(model_dir)
+    target = resolve_device(device)
+    if is_batch(files, output, manifest):
+        rank, world = batch.shard()
+        out_dir = batch_output_dir(output)
+        suffix = "." + image_format.lstrip(".").lower()
+        image_format_for(Path("x" + suffix))
+
+        def name(p: Path) -> Path:
+            return p.with_suffix(suffix) if out_dir is not None else p.with_name(p.stem + ".decoded" + suffix)
+
+        all_jobs = batch.collect_jobs(files, out_dir, frozenset({batch.VTK_SUFFIX}), name)
+        summary = batch.decode_many(
+            all_jobs[rank::world],
+            [model] if model else [],
+            target,
+            tokens=tokens,
+            decoder=decoder,
+            batch_size=batch_size,
+            threads=jobs,
+            force=force,
+            manifest=batch.manifest_part(manifest, rank, world),
+            quiet=quiet,
+            realism=realism,
+        )
+        report(summary, rank, world)
+        return
+    file = Path(files[0])
+    out = output or file.with_name(file.stem + ".decoded.png")
+    check_writable(out, force)
+    stream = codec.read_tokens(read_input(file), models=[model] if model else [], device=target)
+    image = codec.render(stream, tokens, decoder, realism)
+    write_atomic(out, image_file_bytes(image, out), force=force)
+    typer.echo(f"{out}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
+
+
+@app.command()
+def info(
+    file: Annotated[Path, typer.Argument(help="A .vtk file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    model: ModelOption = None,
+    model_dir: ModelDirOption = None,
+) -> None:
+    """Describe a .vtk file without decoding its pixels."""
+    add_model_dirs(model_dir)
+    data = read_input(file)
+    header, _ = container.unpack(data)
+    try:
+        found = find_model(header.model_id, [model] if model else [])
+        codebook, decoders = found.codebook_size, decoder_names(found)
+    except UnknownModelError as exc:
+        codebook, decoders = None, []
+        typer.echo(f"vtcodec: note: {exc}", err=True)
+    record = {
+        "width": header.width,
+        "height": header.height,
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (header.width * header.height),
+        "tile_size": header.tile_size,
+        "grid": list(header.grid),
+        "tokens_per_tile": [int(c) for c in header.token_counts],
+        "codebook_size": codebook,
+        "coder": header.coder.name.lower(),
+        "model_id": header.model_id.hex(),
+        "decoders": decoders,
+        "format_version": header.version,
+        "chunks": _chunk_records(header),
+    }
+    if as_json:
+        typer.echo(json.dumps(record))
+        return
+    counts = header.token_counts
+    tokens = f"{int(counts.min())}" if counts.min() == counts.max() else f"{int(counts.min())}..{int(counts.max())}"
+    typer.echo(
+        f"{file}: {header.width}x{header.height}, {len(data)} bytes, {record['bpp']:.4f} bpp, "
+        f"{header.grid[0]}x{header.grid[1]} tiles of {header.tile_size}, {tokens} tokens/tile, "
+        f"coder {record['coder']}, model {record['model_id']}, format v{header.version}"
+    )
+    if decoders:
+        typer.echo(f"decoders: {decoders[0]} (default)" + "".join(f", {name}" for name in decoders[1:]))
+    if record["chunks"]:
+        items = [
+            f"{ITEM_NAMES.get(c['item'], c['tag'])} {c['size']} bytes ({c['bytes']} stored)" for c in record["chunks"]
+        ]
+        typer.echo("carries: " + ", ".join(items))
+
+
+ITEM_NAMES = {"icc": "colour profile", "exif": "EXIF", "xmp": "XMP", "alpha": "alpha plane"}
+
+
+def _chunk_records(header: container.Header) -> list[dict]:
+    """Each chunk: its tag, what it holds, its bytes in the file and its size decoded (checked, as on decode)."""
+    extras = from_chunks(header.chunks, header.width, header.height)
+    sizes = extras.items()
+    kinds = {v: k for k, v in {**METADATA_KINDS, "alpha": ALPHA}.items()}
+    records = []
+    for tag, data in header.chunks:
+        item = kinds.get(tag)
+        size = sizes.get(item) if item else None
+        records.append({"tag": tag.decode("ascii"), "item": item, "bytes": len(data), "size": size})
+    return records
+
+
+@app.command()
+def truncate(
+    file: Annotated[Path, typer.Argument(help="Input .vtk file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .vtk file.")],
+    max_bytes: Annotated[Optional[int], typer.Option("--bytes", min=1, help="Whole-file budget in bytes.")] = None,
+    tokens: Annotated[
+        Optional[int], typer.Option("--tokens", "-t", min=0, help="Keep at most N tokens per tile.")
+    ] = None,
+    force: ForceOption = False,
+    model: ModelOption = None,
+    model_dir: ModelDirOption = None,
+) -> None:
+    """Write a smaller .vtk holding a prefix of each tile's tokens (no re-encoding, no network)."""
+    add_model_dirs(model_dir)
+    check_writable(output, force)
+    data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, model=model)
+    write_atomic(output, data, force=force)
+    typer.echo(f"{output}: {len(data)} bytes", err=True)

@@ -1,0 +1,151 @@
+"""``vtcodec train``, ``train-decoder`` and ``tokens``: training runs and token datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vtcodec.cli.common import (
+    ExportOnlyOption,
+    MinutesOption,
+    ModelOption,
+    QuietOption,
+    ResumeOption,
+    StepsOption,
+    app,
+)
+from vtcodec.zoo import load_model
+
+
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Argument(help="Folders of training images.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, exported model.")],
+    val: Annotated[Optional[Path], typer.Option("--val", help="Held-out folder for periodic evaluation.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON with 'model' and 'train' sections.")] = None,
+    minutes: MinutesOption = 60.0,
+    steps: StepsOption = None,
+    resume: ResumeOption = False,
+    init: Annotated[
+        Optional[Path], typer.Option("--init", help="Start from a model file (e.g. the shipped one).")
+    ] = None,
+    refit: Annotated[
+        Optional[Path],
+        typer.Option("--refit", help="No training: fit the priors again for this model file's weights."),
+    ] = None,
+    export_only: ExportOnlyOption = False,
+    prior_tiles: Annotated[
+        Optional[int], typer.Option("--prior-tiles", min=1, help="Training tiles to fit the priors on [16384].")
+    ] = None,
+) -> None:
+    """Train a tokenizer, then fit its priors and export RUN/model.safetensors.
+
+    Runs unchanged under torchrun (DDP: gloo on CPU, NCCL on CUDA); each rank reads its own shard of the images.
+    """
+    from vtcodec.training import run_tokenizer
+
+    path = run_tokenizer(
+        [str(p) for p in data],
+        str(out),
+        str(val) if val else None,
+        str(config) if config else None,
+        minutes,
+        steps,
+        resume,
+        str(init) if init else None,
+        str(refit) if refit else None,
+        export_only,
+        prior_tiles or 16384,
+    )
+    if path is not None:  # rank 0 exports
+        typer.echo(f"exported {path} (model id {load_model(path).model_id.hex()})", err=True)
+
+
+@app.command("tokens")
+def tokens_command(
+    inputs: Annotated[
+        list[str], typer.Argument(help=".vtk files or images: files, folders (recursive), quoted globs.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the token shards.")],
+    tokens: Annotated[
+        Optional[int],
+        typer.Option("--tokens", "-t", min=0, help="Keep at most N tokens per tile (images: encode with N [64])."),
+    ] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per tar shard.")] = 1000,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Rewrite complete shards too.")] = False,
+    model: ModelOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Export tokens for ML training: WebDataset-style tar shards of .npy tokens and .json metadata.
+
+    A rerun resumes: complete shards are kept, the rest are rewritten. Read them with vtcodec.datasets.TokenShards.
+    """
+    from vtcodec import token_shards
+
+    loaded = load_model(model) if model else None
+    summary = token_shards.export_shards(
+        inputs,
+        output,
+        model=loaded,
+        tokens=tokens,
+        shard_size=shard_size,
+        force=force,
+        quiet=quiet,
+        report=lambda message: typer.echo(f"vtcodec: error: {message}", err=True),
+    )
+    typer.echo(
+        f"{summary.samples} samples in {output} ({summary.bytes_out} bytes; "
+        f"{summary.skipped_shards} complete shards kept, {len(summary.failed)} files failed)",
+        err=True,
+    )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("train-decoder")
+def train_decoder(
+    data: Annotated[list[Path], typer.Argument(help="Folders of training images.")],
+    init: Annotated[Path, typer.Option("--init", help="Model file whose token space the decoder serves.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, RUN/decoder.safetensors.")],
+    val: Annotated[Optional[Path], typer.Option("--val", help="Held-out folder for periodic evaluation.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON with a 'decoder_train' section.")] = None,
+    minutes: MinutesOption = 60.0,
+    steps: StepsOption = None,
+    resume: ResumeOption = False,
+    init_decoder: Annotated[
+        Optional[str], typer.Option("--init-decoder", help="Start from this decoder of the model (name or file).")
+    ] = None,
+    perceptual_weights: Annotated[
+        Optional[Path],
+        typer.Option("--perceptual-weights", help="The stlpips-pytorch 0.0.2 wheel, for the 'perceptual' loss."),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="The decoder's name in the registry.")] = "grid",
+    export_only: ExportOnlyOption = False,
+    weights: Annotated[
+        str, typer.Option("--weights", help="How the decoder file stores its weights: int8 (half the bytes) or fp16.")
+    ] = "int8",
+) -> None:
+    """Train a whole-grid decoder for a model's token space (encoder frozen), export RUN/decoder.safetensors.
+
+    Every file made with the model decodes with the result: `vtcodec decode FILE --decoder RUN/decoder.safetensors`.
+    """
+    from vtcodec.training import run_decoder
+
+    path, digest = run_decoder(
+        [str(p) for p in data],
+        str(out),
+        str(init),
+        str(val) if val else None,
+        str(config) if config else None,
+        minutes,
+        steps,
+        resume,
+        init_decoder,
+        str(perceptual_weights) if perceptual_weights else None,
+        name,
+        export_only,
+        weights,
+    )
+    typer.echo(f"exported {path} (decoder {name!r}, SHA-256 {digest[:16]})", err=True)

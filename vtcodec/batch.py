@@ -26,13 +26,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from vtcodec import codec, container
-from vtcodec.decoders import Decoder, choose
+from vtcodec.decoders import choose
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
 from vtcodec.fileio import read_input, write_atomic
 from vtcodec.imageio import Prepared, check_options, image_file_bytes, open_prepared, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, Extras, to_chunks
-from vtcodec.tiling import TileGrid, iter_tile_batches, place_tiles
-from vtcodec.zoo import LoadedModel, autocast
+from vtcodec.pipeline import TileEncoder, TileRenderer
+from vtcodec.tiling import TileGrid
+from vtcodec.zoo import LoadedModel
 
 VTK_SUFFIX = ".vtk"
 
@@ -207,8 +208,8 @@ class _Pending:
     bytes_in: int
     started: float
     extra_chunks: tuple[container.Chunk, ...] = ()  # colour profile, metadata, alpha
-    chunks: dict[int, torch.Tensor] = field(default_factory=dict)
-    done: int = 0
+
+    __hash__ = object.__hash__  # a key of the tile encoder: each image its own
 
 
 def encode_many(
@@ -280,31 +281,11 @@ def encode_many(
             future.add_done_callback(done)
             writes.append(future)
 
-        # Tiles waiting for a forward pass: (image, first tile index, tiles).
-        queue: list[tuple[_Pending, int, torch.Tensor]] = []
-        queued = 0
+        def tokenized(item: _Pending, token_image: codec.TokenImage) -> None:
+            counts = np.full(item.grid.count, tokens, dtype=np.int64)
+            finish(item, codec.pack_tokens(token_image, counts, model, item.extra_chunks), counts, {})
 
-        def flush() -> None:
-            nonlocal queue, queued
-            if not queue:
-                return
-            tiles = torch.cat([t for _, _, t in queue])
-            if model.device.type == "cuda":
-                tiles = tiles.pin_memory()
-            tiles = tiles.to(model.device, non_blocking=True)
-            with model.autocast():
-                ids = model.model.encode(tiles).cpu()
-            offset = 0
-            for item, first, part in queue:
-                item.chunks[first] = ids[offset : offset + len(part)]
-                item.done += len(part)
-                offset += len(part)
-                if item.done == item.grid.count:
-                    all_ids = torch.cat([item.chunks[k] for k in sorted(item.chunks)]).numpy().astype(np.int64)
-                    counts = np.full(item.grid.count, tokens, dtype=np.int64)
-                    token_image = codec.TokenImage(item.grid, all_ids)
-                    finish(item, codec.pack_tokens(token_image, counts, model, item.extra_chunks), counts, {})
-            queue, queued = [], 0
+        encoder = TileEncoder(model, batch_size, tokenized)  # tiles of consecutive images share forward passes
 
         for job, future in _prefetch(loaders, load, todo, depth=2 * threads):
             started = time.perf_counter()
@@ -319,16 +300,10 @@ def encode_many(
                     extra = {} if result.psnr is None else {"psnr": round(result.psnr, 3)}
                     finish(item, result.data, result.counts, extra)
                     continue
-                first = 0
-                for tiles in iter_tile_batches(pixels, grid, batch_size):
-                    queue.append((item, first, tiles))
-                    first += len(tiles)
-                    queued += len(tiles)
-                    if queued >= batch_size:
-                        flush()
+                encoder.add(item, pixels)
             except (VtcodecError, OSError) as exc:
                 run.record(job, "error", error=_message(job, exc))
-        flush()
+        encoder.flush()
         for future in writes:
             future.exception()
     return run.close()
@@ -386,34 +361,13 @@ def decode_many(
             future.add_done_callback(done)
             writes.append(future)
 
-        # Tiles waiting for a forward pass: (job, canvas, grid, first tile, ids, lengths).
-        queue: list[tuple[dict, int, np.ndarray, np.ndarray]] = []
-        queued = 0
-        current: list[Decoder | None] = [None]  # the per-tile decoder of the queued tiles
+        renderer: list[TileRenderer | None] = [None]  # the per-tile decoder of the queued files
 
-        def flush() -> None:
-            nonlocal queue, queued
-            if not queue:
-                return
-            chosen = current[0]
-            assert chosen is not None
-            width = max(ids.shape[1] for _, _, ids, _ in queue)
-            ids = np.zeros((queued, width), dtype=np.int64)
-            row = 0
-            for _, _, part, _ in queue:
-                ids[row : row + len(part), : part.shape[1]] = part
-                row += len(part)
-            lengths = torch.from_numpy(np.concatenate([n for *_, n in queue]))
-            with autocast(chosen.device):
-                tiles = chosen.network.decode(torch.from_numpy(ids).to(chosen.device), lengths.to(chosen.device))
-            row = 0
-            for state, first, part, _ in queue:
-                place_tiles(state["canvas"], state["grid"], first, tiles[row : row + len(part)])
-                row += len(part)
-                state["done"] += len(part)
-                if state["done"] == state["grid"].count:
-                    save(state["job"], state["canvas"], state["size"], state["started"], state["extras"])
-            queue, queued = [], 0
+        waiting: dict[object, tuple] = {}  # a key per queued file: its job, input bytes, start time, extras
+
+        def rendered(key: object, canvas: np.ndarray) -> None:
+            job, size, started, extras = waiting.pop(key)
+            save(job, canvas, size, started, extras)
 
         for job, future in _prefetch(loaders, load, todo, depth=2 * threads):
             started = time.perf_counter()
@@ -427,27 +381,17 @@ def decode_many(
                     pixels = chosen.render(stream.ids, counts, grid)
                     save(job, np.ascontiguousarray(pixels), size, started, stream.extras)
                     continue
-                if current[0] is not None and current[0] is not chosen:
-                    flush()
-                current[0] = chosen
-                state = {
-                    "job": job,
-                    "grid": grid,
-                    "size": size,
-                    "started": started,
-                    "done": 0,
-                    "canvas": np.empty((grid.height, grid.width, 3), dtype=np.uint8),
-                    "extras": stream.extras,
-                }
-                for first in range(0, grid.count, batch_size):
-                    stop = min(first + batch_size, grid.count)
-                    queue.append((state, first, stream.ids[first:stop], counts[first:stop]))
-                    queued += stop - first
-                    if queued >= batch_size:
-                        flush()
+                if renderer[0] is None or renderer[0].decoder is not chosen:
+                    if renderer[0] is not None:
+                        renderer[0].flush()
+                    renderer[0] = TileRenderer(chosen, batch_size, rendered)
+                key = object()
+                waiting[key] = (job, size, started, stream.extras)
+                renderer[0].add(key, stream.ids, counts, grid)
             except (VtcodecError, OSError) as exc:
                 run.record(job, "error", error=_message(job, exc))
-        flush()
+        if renderer[0] is not None:
+            renderer[0].flush()
         for future in writes:
             future.exception()
     return run.close()

@@ -1,26 +1,29 @@
-"""The codec pipeline: image -> tiles -> tokenizer -> tokens -> prior -> range coder -> container, and back."""
+"""The codec's public API: compress and decompress, token counts, byte and quality targets, decoders by name.
+
+The stages of the data path (tiles, tokenizer, tokens, prior and range coder,
+container) are ``vtcodec.pipeline``; this module chooses what they do.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from vtcodec import container, entropy, rate
+from vtcodec import container, rate
 from vtcodec.decoders import Decoder, choose
-from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.errors import InputError
 from vtcodec.imageio import Prepared, prepare, with_extras
-from vtcodec.metadata import DEFAULT_METADATA, Extras, from_chunks, to_chunks
+from vtcodec.metadata import DEFAULT_METADATA, to_chunks
 from vtcodec.metrics import psnr_rgb
-from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches
-from vtcodec.zoo import LoadedModel, find_model, load_model
+from vtcodec.pipeline import DecodedStream, ModelSpec, TokenImage, pack_tokens, read_tokens, tokenize_pixels
+from vtcodec.tiling import TileGrid
+from vtcodec.zoo import LoadedModel, load_model
 
 DEFAULT_TOKENS = 64
 
-ModelSpec = LoadedModel | str | Path | None
 DecoderSpec = Decoder | str | Path | None  # a decoder, its registered name or its file; None: the default
 ImageInput = Image.Image | np.ndarray | Prepared
 Chunks = tuple[container.Chunk, ...]
@@ -58,27 +61,9 @@ def _as_pixels(image: ImageInput) -> np.ndarray:
     return _prepared(image, "none", "drop").pixels
 
 
-@dataclass(frozen=True)
-class TokenImage:
-    """An image as tokens: the tile grid and every tile's full token sequence."""
-
-    grid: TileGrid
-    ids: np.ndarray  # (tiles, K) int64
-
-
 def tokenize(image: Image.Image | np.ndarray, model: ModelSpec = None) -> TokenImage:
     """Run the tokenizer over every tile and return all K tokens of each."""
-    loaded = _resolve(model)
-    pixels = _as_pixels(image)
-    height, width = pixels.shape[:2]
-    if width < 1 or height < 1:
-        raise InputError("image has no pixels")
-    grid = TileGrid(width, height, loaded.config.tile_size)
-    with loaded.autocast():
-        chunks = [
-            loaded.model.encode(batch.to(loaded.device)).cpu() for batch in iter_tile_batches(pixels, grid, TILE_BATCH)
-        ]
-    return TokenImage(grid, torch.cat(chunks).numpy().astype(np.int64))
+    return tokenize_pixels(_as_pixels(image), _resolve(model))
 
 
 def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -> np.ndarray:
@@ -89,14 +74,6 @@ def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -
     if counts.min() < 0 or counts.max() > max_tokens:
         raise InputError(f"tokens per tile must be between 0 and {max_tokens}")
     return counts
-
-
-def pack_tokens(tokens: TokenImage, counts: np.ndarray, model: LoadedModel, chunks: Chunks = ()) -> bytes:
-    """Entropy-code the first ``counts[i]`` tokens of each tile into a ``.vtk`` byte string with ``chunks``."""
-    coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior, model.context)
-    g = tokens.grid
-    header = container.Header(model.model_id, g.width, g.height, g.tile, counts, coder, chunks=tuple(chunks))
-    return container.pack(header, payload)
 
 
 def smallest_file_bytes(grid: TileGrid, model: LoadedModel, chunks: Chunks = ()) -> int:
@@ -259,41 +236,6 @@ def compress(
         metadata=metadata,
         alpha=alpha,
     ).data
-
-
-@dataclass(frozen=True)
-class DecodedStream:
-    """A parsed and entropy-decoded ``.vtk`` file."""
-
-    header: container.Header
-    ids: np.ndarray  # (tiles, max count), zero past each tile's count
-    model: LoadedModel
-    extras: Extras = field(default_factory=Extras)  # colour profile, metadata and alpha from the file's chunks
-
-
-def read_tokens(
-    data: bytes, model: ModelSpec = None, models: list[str | Path] | None = None, device: str | torch.device = "cpu"
-) -> DecodedStream:
-    """Parse, verify and entropy-decode ``.vtk`` bytes (no neural network runs).
-
-    Without a loaded ``model``, the file's model is looked up among ``model``,
-    ``models``, registered paths and the shipped weights, and put on ``device``.
-    """
-    header, payload = container.unpack(data)
-    if isinstance(model, LoadedModel):
-        loaded = model
-    else:
-        candidates = [model] if model is not None else []
-        loaded = find_model(header.model_id, candidates + list(models or []), device)
-    if loaded.model_id != header.model_id:
-        raise UnknownModelError(f"file was made with model {header.model_id.hex()}, not {loaded.model_id.hex()}")
-    if header.tile_size != loaded.config.tile_size:
-        raise container.FormatError("corrupt file: tile size does not match the model")
-    if header.token_counts.size and header.token_counts.max() > loaded.config.max_tokens:
-        raise container.FormatError("corrupt file: more tokens per tile than the model has")
-    extras = from_chunks(header.chunks, header.width, header.height)
-    ids = entropy.decode_stream(header.coder, payload, header.token_counts, loaded.prior, loaded.context)
-    return DecodedStream(header, ids, loaded, extras)
 
 
 def render(

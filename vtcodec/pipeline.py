@@ -1,0 +1,182 @@
+"""The data path, stage by stage: tiles -> tokenizer -> tokens -> prior and range coder -> container, and back.
+
+One image at a time (:func:`tokenize`, :func:`pack_tokens`, :func:`read_tokens`), and
+batches that share the network's forward passes across images (:class:`TileEncoder`,
+:class:`TileRenderer`), which ``vtcodec.batch`` schedules. ``vtcodec.codec`` is the
+public API on top: targets, rate control, decoders by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vtcodec import container, entropy
+from vtcodec.decoding import Decoder
+from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.metadata import Extras, from_chunks
+from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches, place_tiles
+from vtcodec.zoo import LoadedModel, autocast, find_model
+
+Chunks = tuple[container.Chunk, ...]
+ModelSpec = LoadedModel | str | Path | None  # a loaded model, a model file, or None: the file's own
+
+
+@dataclass(frozen=True)
+class TokenImage:
+    """An image as tokens: the tile grid and every tile's full token sequence."""
+
+    grid: TileGrid
+    ids: np.ndarray  # (tiles, K) int64
+
+
+def tokenize_pixels(pixels: np.ndarray, model: LoadedModel) -> TokenImage:
+    """Run the tokenizer over every tile of uint8 (H, W, 3) pixels and return all K tokens of each."""
+    height, width = pixels.shape[:2]
+    if width < 1 or height < 1:
+        raise InputError("image has no pixels")
+    grid = TileGrid(width, height, model.config.tile_size)
+    with model.autocast():
+        chunks = [model.model.encode(b.to(model.device)).cpu() for b in iter_tile_batches(pixels, grid, TILE_BATCH)]
+    return TokenImage(grid, torch.cat(chunks).numpy().astype(np.int64))
+
+
+def pack_tokens(tokens: TokenImage, counts: np.ndarray, model: LoadedModel, chunks: Chunks = ()) -> bytes:
+    """Entropy-code the first ``counts[i]`` tokens of each tile into a ``.vtk`` byte string with ``chunks``."""
+    coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior, model.context)
+    g = tokens.grid
+    header = container.Header(model.model_id, g.width, g.height, g.tile, counts, coder, chunks=tuple(chunks))
+    return container.pack(header, payload)
+
+
+@dataclass(frozen=True)
+class DecodedStream:
+    """A parsed and entropy-decoded ``.vtk`` file."""
+
+    header: container.Header
+    ids: np.ndarray  # (tiles, max count), zero past each tile's count
+    model: LoadedModel
+    extras: Extras = field(default_factory=Extras)  # colour profile, metadata and alpha from the file's chunks
+
+
+def read_tokens(
+    data: bytes, model: ModelSpec = None, models: list[str | Path] | None = None, device: str | torch.device = "cpu"
+) -> DecodedStream:
+    """Parse, verify and entropy-decode ``.vtk`` bytes (no neural network runs).
+
+    Without a loaded ``model``, the file's model is looked up among ``model``,
+    ``models``, registered paths and the shipped weights, and put on ``device``.
+    """
+    header, payload = container.unpack(data)
+    if isinstance(model, LoadedModel):
+        loaded = model
+    else:
+        candidates = [model] if model is not None else []
+        loaded = find_model(header.model_id, candidates + list(models or []), device)
+    if loaded.model_id != header.model_id:
+        raise UnknownModelError(f"file was made with model {header.model_id.hex()}, not {loaded.model_id.hex()}")
+    if header.tile_size != loaded.config.tile_size:
+        raise container.FormatError("corrupt file: tile size does not match the model")
+    if header.token_counts.size and header.token_counts.max() > loaded.config.max_tokens:
+        raise container.FormatError("corrupt file: more tokens per tile than the model has")
+    extras = from_chunks(header.chunks, header.width, header.height)
+    ids = entropy.decode_stream(header.coder, payload, header.token_counts, loaded.prior, loaded.context)
+    return DecodedStream(header, ids, loaded, extras)
+
+
+class TileEncoder:
+    """Tiles of many images through the encoder in shared forward passes of ``batch_size`` tiles.
+
+    :meth:`add` queues an image under a key; when every tile of it has been through the
+    network, ``done(key, tokens)`` is called. :meth:`flush` runs what is queued.
+    """
+
+    def __init__(self, model: LoadedModel, batch_size: int, done: Callable[[Hashable, TokenImage], None]) -> None:
+        self.model, self.batch_size, self.done = model, batch_size, done
+        self._queue: list[tuple[Hashable, int, torch.Tensor]] = []
+        self._queued = 0
+        self._parts: dict[Hashable, tuple[TileGrid, dict[int, torch.Tensor]]] = {}
+
+    def add(self, key: Hashable, pixels: np.ndarray) -> None:
+        height, width = pixels.shape[:2]
+        grid = TileGrid(width, height, self.model.config.tile_size)
+        self._parts[key] = (grid, {})
+        first = 0
+        for tiles in iter_tile_batches(pixels, grid, self.batch_size):
+            self._queue.append((key, first, tiles))
+            first += len(tiles)
+            self._queued += len(tiles)
+            if self._queued >= self.batch_size:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._queue:
+            return
+        tiles = torch.cat([t for _, _, t in self._queue])
+        if self.model.device.type == "cuda":
+            tiles = tiles.pin_memory()
+        with self.model.autocast():
+            ids = self.model.model.encode(tiles.to(self.model.device, non_blocking=True)).cpu()
+        offset = 0
+        for key, first, part in self._queue:
+            grid, parts = self._parts[key]
+            parts[first] = ids[offset : offset + len(part)]
+            offset += len(part)
+            if sum(len(p) for p in parts.values()) == grid.count:
+                del self._parts[key]
+                all_ids = torch.cat([parts[k] for k in sorted(parts)]).numpy().astype(np.int64)
+                self.done(key, TokenImage(grid, all_ids))
+        self._queue, self._queued = [], 0
+
+
+class TileRenderer:
+    """Tiles of many files through a per-tile decoder in shared forward passes of ``batch_size`` tiles.
+
+    :meth:`add` queues a file's tokens under a key; ``done(key, pixels)`` gets its uint8
+    (H, W, 3) image when every tile is rendered. :meth:`flush` runs what is queued.
+    """
+
+    def __init__(self, decoder: Decoder, batch_size: int, done: Callable[[Hashable, np.ndarray], None]) -> None:
+        if decoder.context != "tile":
+            raise ValueError("TileRenderer needs a per-tile decoder; grid decoders render a file at a time")
+        self.decoder, self.batch_size, self.done = decoder, batch_size, done
+        self._queue: list[tuple[Hashable, int, np.ndarray, np.ndarray]] = []
+        self._queued = 0
+        self._canvases: dict[Hashable, tuple[TileGrid, np.ndarray, list[int]]] = {}
+
+    def add(self, key: Hashable, ids: np.ndarray, counts: np.ndarray, grid: TileGrid) -> None:
+        self._canvases[key] = (grid, np.empty((grid.height, grid.width, 3), dtype=np.uint8), [0])
+        for first in range(0, grid.count, self.batch_size):
+            stop = min(first + self.batch_size, grid.count)
+            self._queue.append((key, first, ids[first:stop], counts[first:stop]))
+            self._queued += stop - first
+            if self._queued >= self.batch_size:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._queue:
+            return
+        width = max(part.shape[1] for _, _, part, _ in self._queue)
+        ids = np.zeros((self._queued, width), dtype=np.int64)
+        row = 0
+        for _, _, part, _ in self._queue:
+            ids[row : row + len(part), : part.shape[1]] = part
+            row += len(part)
+        lengths = torch.from_numpy(np.concatenate([n for *_, n in self._queue]).astype(np.int64))
+        device = self.decoder.device
+        with autocast(device):
+            tiles = self.decoder.network.decode(torch.from_numpy(ids).to(device), lengths.to(device))
+        row = 0
+        for key, first, part, _ in self._queue:
+            grid, canvas, done = self._canvases[key]
+            place_tiles(canvas, grid, first, tiles[row : row + len(part)])
+            row += len(part)
+            done[0] += len(part)
+            if done[0] == grid.count:
+                del self._canvases[key]
+                self.done(key, canvas)
+        self._queue, self._queued = [], 0

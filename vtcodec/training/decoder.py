@@ -115,6 +115,96 @@ def evaluate(
     return out
 
 
+class PerceptualTerms:
+    """ST-LPIPS and the optional patch discriminator of ``"loss": "perceptual"``, with the discriminator's optimizer."""
+
+    def __init__(self, cfg: DecoderTrainConfig, weights: str | None, state: dict | None, device: torch.device) -> None:
+        if weights is None:
+            raise InputError("a perceptual loss needs --perceptual-weights (the stlpips-pytorch 0.0.2 wheel)")
+        self.cfg = cfg
+        self.lpips = load_stlpips(weights).to(device)
+        self.disc, self.disc_opt = None, None
+        if cfg.gan_weight > 0:
+            self.disc = PatchDiscriminator().to(device)
+            self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+            if state is not None and "discriminator" in state:
+                self.disc.load_state_dict(state["discriminator"])
+                self.disc_opt.load_state_dict(state["discriminator_optimizer"])
+        self._windows: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def loss(self, mse: torch.Tensor, rec: torch.Tensor, crops: torch.Tensor, step: int, gen: torch.Generator):
+        """The decoder's loss: weighted MSE, ST-LPIPS and (from ``gan_start_step``) the generator's hinge loss."""
+        cfg = self.cfg
+        seen, target = perceptual_windows(rec, crops, cfg.perceptual_crop, gen)
+        self._windows = (seen, target)
+        loss = cfg.mse_weight * mse + cfg.lpips_weight * self.lpips(seen.clamp(0, 1), target).mean()
+        if self.disc is not None and step >= cfg.gan_start_step:
+            loss = loss + cfg.gan_weight * hinge_generator_loss(self.disc(seen))
+        return loss
+
+    def discriminator_step(self) -> None:
+        """One step of the discriminator on the windows of the last :meth:`loss` (after the decoder's step)."""
+        if self.disc is None or self._windows is None:
+            return
+        seen, target = self._windows
+        disc_loss = hinge_discriminator_loss(self.disc(target), self.disc(seen.detach()))
+        self.disc_opt.zero_grad(set_to_none=True)
+        disc_loss.backward()
+        self.disc_opt.step()
+
+    def state(self) -> dict:
+        if self.disc is None:
+            return {}
+        return {"discriminator": self.disc.state_dict(), "discriminator_optimizer": self.disc_opt.state_dict()}
+
+
+def _network(
+    ckpt_path: Path, source_id: str, init_weights: str, init_decoder: str | None, cfg: DecoderTrainConfig, resume: bool
+) -> tuple[ConvTokenizer, DecoderTrainConfig, set[str], dict | None]:
+    """The network, the settings, the fresh parameters and the checkpoint (None for a fresh run)."""
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if state.get("token_space") != source_id:
+            raise InputError(f"{ckpt_path}: a decoder run for model {state.get('token_space')}, not {init_weights}")
+        cfg = replace(DecoderTrainConfig(**state["train_config"]), minutes=cfg.minutes, max_steps=cfg.max_steps)
+        model = build_model(TokenizerConfig.from_dict(state["model_config"]))
+        model.load_state_dict(state["model"])
+        return model, cfg, set(state.get("fresh_parameters", [])), state
+    model, cfg, fresh = starting_network(init_weights, init_decoder, cfg)
+    return model, cfg, fresh, None
+
+
+def _optimizer(
+    model: ConvTokenizer, fresh: set[str], cfg: DecoderTrainConfig
+) -> tuple[torch.optim.Optimizer, list[float], list[torch.nn.Parameter]]:
+    """AdamW over the decoder's parameters only (fresh ones at ``fresh_lr_scale``), their lr scales, the parameters."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = decoder_parameters(model)
+    for p in params:
+        p.requires_grad_(True)
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = [
+        {"params": [p for p in params if names[id(p)] not in fresh], "lr_scale": 1.0},
+        {"params": [p for p in params if names[id(p)] in fresh], "lr_scale": cfg.fresh_lr_scale},
+    ]
+    groups = [g for g in groups if g["params"]]
+    lr_scales = [g.pop("lr_scale") for g in groups]
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay), lr_scales, params
+
+
+def _crop_sampler(data_dirs: list[str], cfg: DecoderTrainConfig, tile: int) -> CropSampler:
+    files = list_images(data_dirs)
+    if not files:
+        raise InputError(f"no training images found in {', '.join(map(str, data_dirs))}")
+    print(
+        f"loading {len(files)} training images; training on {'CUDA' if torch.cuda.is_available() else 'the CPU'}",
+        flush=True,
+    )
+    crop_side = max(cfg.rows, cfg.cols) * tile
+    return CropSampler([load_rgb(p, crop_side) for p in files], crop_side, cfg.min_scale, seed=cfg.seed)
+
+
 def train_decoder(
     data_dirs: list[str],
     out_dir: str,
@@ -137,62 +227,18 @@ def train_decoder(
     run.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = run / "last.ckpt", run / "log.jsonl"
     source = load_model(init_weights)
-    state, step, elapsed, fresh = None, 0, 0.0, set()
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state.get("token_space") != source.model_id.hex():
-            raise InputError(f"{ckpt_path}: a decoder run for model {state.get('token_space')}, not {init_weights}")
-        cfg = replace(DecoderTrainConfig(**state["train_config"]), minutes=cfg.minutes, max_steps=cfg.max_steps)
-        step, elapsed = state["step"], state["elapsed"]
-        model = build_model(TokenizerConfig.from_dict(state["model_config"]))
-        model.load_state_dict(state["model"])
-        fresh = set(state.get("fresh_parameters", []))
-    else:
-        model, cfg, fresh = starting_network(init_weights, init_decoder, cfg)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = decoder_parameters(model)
-    for p in params:
-        p.requires_grad_(True)
+    model, cfg, fresh, state = _network(ckpt_path, source.model_id.hex(), init_weights, init_decoder, cfg, resume)
+    step, elapsed = (state["step"], state["elapsed"]) if state is not None else (0, 0.0)
     if cfg.loss not in ("mse", "perceptual"):
         raise InputError(f"unknown decoder loss {cfg.loss!r} (mse or perceptual)")
-    lpips, disc, disc_opt = None, None, None
-    if cfg.loss == "perceptual":
-        if perceptual_weights is None:
-            raise InputError("a perceptual loss needs --perceptual-weights (the stlpips-pytorch 0.0.2 wheel)")
-        lpips = load_stlpips(perceptual_weights)
-        if cfg.gan_weight > 0:
-            disc = PatchDiscriminator()
-            disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
-            if state is not None and "discriminator" in state:
-                disc.load_state_dict(state["discriminator"])
-                disc_opt.load_state_dict(state["discriminator_optimizer"])
-    names = {id(p): n for n, p in model.named_parameters()}
-    groups = [
-        {"params": [p for p in params if names[id(p)] not in fresh], "lr_scale": 1.0},
-        {"params": [p for p in params if names[id(p)] in fresh], "lr_scale": cfg.fresh_lr_scale},
-    ]
+    opt, lr_scales, params = _optimizer(model, fresh, cfg)
     tile = model.tile_size
-    files = list_images(data_dirs)
-    if not files:
-        raise InputError(f"no training images found in {', '.join(map(str, data_dirs))}")
-    print(
-        f"loading {len(files)} training images; training on {'CUDA' if torch.cuda.is_available() else 'the CPU'}",
-        flush=True,
-    )
-    crop_side = max(cfg.rows, cfg.cols) * tile
-    images = [load_rgb(p, crop_side) for p in files]
-    sampler = CropSampler(images, crop_side, cfg.min_scale, seed=cfg.seed)
+    sampler = _crop_sampler(data_dirs, cfg, tile)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    for module in (lpips, disc):
-        if module is not None:
-            module.to(device)
+    terms = PerceptualTerms(cfg, perceptual_weights, state, device) if cfg.loss == "perceptual" else None
     val = held_out_crops(val_dir, tile, cfg.val_images).to(device) if val_dir else None
-    groups = [g for g in groups if g["params"]]
-    lr_scales = [g.pop("lr_scale") for g in groups]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         sampler.set_state(state["sampler_rng"])
@@ -210,11 +256,7 @@ def train_decoder(
                 "elapsed": elapsed,
                 "model_config": model.config.to_dict(),
                 "fresh_parameters": sorted(fresh),
-                **(
-                    {"discriminator": disc.state_dict(), "discriminator_optimizer": disc_opt.state_dict()}
-                    if disc is not None
-                    else {}
-                ),
+                **(terms.state() if terms is not None else {}),
                 "token_space": source.model_id.hex(),
                 "init": str(init_weights),
                 "train_config": asdict(cfg),
@@ -247,20 +289,14 @@ def train_decoder(
             group["lr"] = learning_rate(cfg, step, elapsed) * scale
         rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols, cfg.grid_from)
         loss = ((rec - crops) ** 2).mean()
-        if lpips is not None:
-            seen, target = perceptual_windows(rec, crops, cfg.perceptual_crop, gen)
-            loss = cfg.mse_weight * loss + cfg.lpips_weight * lpips(seen.clamp(0, 1), target).mean()
-            if disc is not None and step >= cfg.gan_start_step:
-                loss = loss + cfg.gan_weight * hinge_generator_loss(disc(seen))
+        if terms is not None:
+            loss = terms.loss(loss, rec, crops, step, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if disc is not None:  # after the decoder's step, on the same crops
-            disc_loss = hinge_discriminator_loss(disc(target), disc(seen.detach()))
-            disc_opt.zero_grad(set_to_none=True)
-            disc_loss.backward()
-            disc_opt.step()
+        if terms is not None:
+            terms.discriminator_step()
         step += 1
         elapsed += time.time() - t0
         window.append((loss.item(), float(psnr(rec.detach().clamp(0, 1), crops).mean())))

@@ -31,7 +31,7 @@ from vtcodec.decoder_files import (  # noqa: F401  (re-exported: the decoder API
     serialize_decoder,
 )
 from vtcodec.decoding import Decoder, receptive_radius  # noqa: F401
-from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, build_model
 from vtcodec.zoo import DECODER_PREFIXES, LoadedModel  # noqa: F401
 
@@ -125,10 +125,7 @@ def load_decoder(model: LoadedModel, name: str | Path | None = None) -> Decoder:
             return tiled(model)
         known = ", ".join(decoder_names(model)) or "none"
         raise InputError(f"no decoder {name!r} for model {model.model_id.hex()} (known: {known})")
-    path = registry.locate(entry)
-    if path is None:
-        raise UnknownModelError(registry.not_installed(entry))
-    return _load_file(model, path.resolve(), entry)
+    return _load_file(model, registry.installed(entry).resolve(), entry)
 
 
 def _load_file(model: LoadedModel, path: Path, entry: registry.Entry | None) -> Decoder:

@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vtcodec.errors import InputError, UnknownModelError
@@ -164,17 +164,12 @@ def not_installed(entry: Entry) -> str:
     return f"{what} is not installed: " + HOW_TO_GET.format(file=entry.file, env=MODEL_DIR_ENV, dirs=dirs)
 
 
-def read_entry(entry: Entry) -> tuple[Path, bytes]:
-    """The path and verified bytes of a registered file; a missing or altered one is a one-line error."""
+def installed(entry: Entry) -> Path:
+    """Where the file of ``entry`` is installed; one that is not is a one-line error saying how to get it."""
     path = locate(entry)
     if path is None:
         raise UnknownModelError(not_installed(entry))
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {entry.kind} file ({exc.strerror})") from None
-    verify(path, data, entry)
-    return path, data
+    return path
 
 
 def verify(path: Path, data: bytes, entry: Entry) -> None:
@@ -210,8 +205,7 @@ def update_digests(path: Path | None = None) -> list[str]:
         if located is None:
             missing.append(entry.file)
             return entry
-        digest = hashlib.sha256(located.read_bytes()).hexdigest()
-        return Entry(entry.kind, entry.name, entry.file, digest, entry.token_space, entry.role, entry.default)
+        return replace(entry, sha256=hashlib.sha256(located.read_bytes()).hexdigest())
 
     updated = Manifest(tuple(map(fresh, manifest.models)), tuple(map(fresh, manifest.decoders)))
     save_manifest(updated, path)

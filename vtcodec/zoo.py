@@ -40,7 +40,6 @@ CONTEXT_KEY = "context.digit{}"
 CONFIG_KEY = "vtcodec.config"
 MODEL_ID_KEY = "vtcodec.model_id"
 DECODER_PREFIXES = ("decoder.", "fine_in.", "absent")  # the tensors that only the decoder uses
-DECODER_SUFFIX = ".decoder.safetensors"  # decoder files (vtcodec.decoders)
 
 _cache: dict[Path, LoadedModel] = {}
 _device_cache: dict[tuple[Path, str], LoadedModel] = {}
@@ -239,7 +238,4 @@ def find_model(
         raise UnknownModelError(
             f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
         )
-    located = registry.locate(entry)
-    if located is None:
-        raise UnknownModelError(registry.not_installed(entry))
-    return load_model(located, device)
+    return load_model(registry.installed(entry), device)

@@ -13,7 +13,6 @@ config's ``architecture`` asks (``vtcodec.models.growth``). The loss is MSE, or 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
 from vtcodec.perceptual import PatchDiscriminator, hinge_discriminator_loss, hinge_generator_loss, load_stlpips
 from vtcodec.seams import seam_ratio
 from vtcodec.training.config import DecoderTrainConfig
-from vtcodec.training.export import save_checkpoint
+from vtcodec.training.export import append_log, save_checkpoint
 from vtcodec.training.losses import perceptual_windows, psnr
 from vtcodec.training.schedule import learning_rate, tile_lengths
 from vtcodec.training.warm_start import starting_network
@@ -267,9 +266,7 @@ def train_decoder(
         )
 
     def log(record: dict) -> None:
-        bar.write(json.dumps(record))
-        with log_path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_log(log_path, record, bar)
 
     eval_counts = (16, 64, 256)
     budget = cfg.minutes * 60.0

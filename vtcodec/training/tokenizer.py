@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,7 @@ from vtcodec.errors import InputError
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.training.config import TrainConfig
 from vtcodec.training.distributed import init_distributed
-from vtcodec.training.export import save_checkpoint
+from vtcodec.training.export import append_log, save_checkpoint
 from vtcodec.training.losses import check_loss, psnr, reconstruction_loss
 from vtcodec.training.schedule import learning_rate, sample_lengths
 from vtcodec.training.warm_start import warm_start
@@ -120,9 +119,7 @@ def train(
             save_checkpoint(rng_path, streams())
 
     def log(record: dict) -> None:
-        bar.write(json.dumps(record))
-        with log_path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_log(log_path, record, bar)
 
     budget = cfg.minutes * 60.0
     eval_lengths = tuple(sorted({min(n, model_config.max_tokens) for n in (16, 64, 128, 256, model_config.max_tokens)}))

@@ -37,8 +37,8 @@ def train(
     ] = None,
     export_only: ExportOnlyOption = False,
     prior_tiles: Annotated[
-        Optional[int], typer.Option("--prior-tiles", min=1, help="Training tiles to fit the priors on [16384].")
-    ] = None,
+        int, typer.Option("--prior-tiles", min=1, help="Training tiles to fit the priors on.")
+    ] = 16384,
 ) -> None:
     """Train a tokenizer, then fit its priors and export RUN/model.safetensors.
 
@@ -57,7 +57,7 @@ def train(
         str(init) if init else None,
         str(refit) if refit else None,
         export_only,
-        prior_tiles or 16384,
+        prior_tiles,
     )
     if path is not None:  # rank 0 exports
         typer.echo(f"exported {path} (model id {load_model(path).model_id.hex()})", err=True)

@@ -278,6 +278,7 @@ def test_a_decoder_cannot_shrink(trained_looking):
 
 def test_grown_decoder_file_keeps_its_architecture(tiny_model, trained_looking, tmp_path):
     grown = grow_decoder(trained_looking, decoder_blocks=(2, 1, 1, 2), decoder_attention=1).eval()
+    torch.manual_seed(2)  # the same noise whichever tests ran before
     with torch.no_grad():
         for p in grown.decoder.parameters():
             p.add_(torch.randn_like(p) * 0.05)  # the added layers no longer the identity
@@ -288,7 +289,9 @@ def test_grown_decoder_file_keeps_its_architecture(tiny_model, trained_looking, 
     assert loaded.network.config.decoder_stage_blocks() == (2, 1, 1, 2)
     assert loaded.network.config.decoder_attention == 1 and loaded.grid_from == grid_from
     rounded = build_model(grown.config)
-    rounded.load_state_dict({k: v.half().float() for k, v in grown.state_dict().items()})
+    # The file stores the decoder's weights in fp16; the token space's stay the model file's.
+    half = {k: v.half().float() if k.startswith(decoders.DECODER_PREFIXES) else v for k, v in grown.state_dict().items()}
+    rounded.load_state_dict(half)
     image, counts = _tokens(tiny_model, 100, 70)
     reference = Decoder("deep", tiny_model.model_id, rounded.eval(), "grid", grid_from=grid_from)
     assert np.array_equal(loaded.render(image.ids, counts, image.grid), reference.render(image.ids, counts, image.grid))
@@ -326,6 +329,19 @@ def test_train_decoder_grows_and_resumes(cli_run, tiny_model_path, tiny_model, t
     assert decoder.network.config.decoder_attention == 1 and decoder.grid_from == 4
     encoded = vtcodec.compress(random_image(70, 50), 6, model=tiny_model)
     assert vtcodec.decompress(encoded, model=tiny_model, decoder=decoder).size == (70, 50)
+
+
+def test_training_from_a_grown_decoder_keeps_its_grid_split(tiny_model, tiny_model_path, trained_looking, tmp_path):
+    from vtcodec.training.config import DecoderTrainConfig
+    from vtcodec.training.warm_start import starting_network
+
+    grown = grow_decoder(trained_looking, decoder_attention=1).eval()
+    path = tmp_path / "attn.decoder.safetensors"
+    save_decoder(grown, "attn", tiny_model.model_id, path, grid_from=map_index(trained_looking, grown, 3))
+    # the config's grid_from counts the layers of the ungrown decoder; the file's split replaces it
+    network, cfg, fresh = starting_network(tiny_model_path, str(path), DecoderTrainConfig(grid_from=3))
+    assert cfg.grid_from == load_decoder(tiny_model, path).grid_from == 4 and not fresh
+    assert network.config.decoder_attention == 1
 
 
 def test_train_decoder_with_the_perceptual_loss(cli_run, tiny_model_path, tiny_model, tmp_path):

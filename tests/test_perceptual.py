@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vtcodec.errors import InputError
-from vtcodec.perceptual import STLPIPS, PatchDiscriminator, load_stlpips
+from vtcodec.perceptual import STLPIPS, PatchDiscriminator, load_stlpips, spectral_amplitude_distance
 
 from .conftest import ROOT
 
@@ -27,6 +27,23 @@ def test_st_lpips_is_zero_for_equal_images_and_differentiable(tmp_path):
     assert all(not p.requires_grad for p in lpips.parameters())
     logits = PatchDiscriminator()(x)
     assert logits.shape[0] == 2 and logits.shape[1] == 1
+
+
+def test_spectral_distance_sees_a_lattice_and_not_a_shift():
+    torch.manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 72, 72), 9, stride=1)  # 64 x 64, little high frequency
+    assert torch.allclose(spectral_amplitude_distance(smooth, smooth), torch.zeros(2))
+    rolled = torch.roll(smooth, shifts=(3, 5), dims=(2, 3))  # a circular shift changes phases only
+    assert spectral_amplitude_distance(smooth, rolled).max() < 1e-5
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    amplitude = 0.02
+    lattice = smooth + amplitude * torch.cos(torch.pi * xx / 2) * torch.cos(torch.pi * yy / 2)  # 4-pixel period
+    # Its orthonormal spectrum: two half-plane peaks of 64 * amplitude / 4 per channel, among 64 x 33 bins.
+    expected = 2 * 64 * amplitude / 4 / (64 * 33)
+    assert torch.allclose(spectral_amplitude_distance(smooth, lattice), torch.full((2,), expected), rtol=0.1)
+    x = smooth.clone().requires_grad_(True)
+    spectral_amplitude_distance(x, lattice).sum().backward()
+    assert x.grad.abs().sum() > 0
 
 
 def test_unusable_weights_are_one_line_errors(tmp_path):

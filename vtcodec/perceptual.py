@@ -11,6 +11,9 @@ plain state dict ``stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth``, str
 from the wheel (``pip download stlpips-pytorch==0.0.2 --no-deps``) or extracted.
 The weights are for research use (see the model card); they never ship with vtcodec.
 
+**Spectral amplitude distance**: the L1 distance of amplitude spectra, a guard against
+periodic artefacts (see :func:`spectral_amplitude_distance`).
+
 **Patch discriminator**: a small PatchGAN (Isola et al. 2017) with spectral norm, used
 with the hinge loss, as HiFiC and MS-ILLM's GAN variants use a conditional one.
 """
@@ -154,6 +157,19 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x * 2 - 1)
+
+
+def spectral_amplitude_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance of the amplitude spectra (orthonormal 2D FFT per channel), one value per image.
+
+    Blind to phase, it asks for the original's energy at each spatial frequency: it
+    penalizes both missing detail (blur) and energy that the original lacks, such as the
+    periodic lattice that a decoder's pixel-shuffle layers can add when a feature loss
+    rewards texture (Jiang et al., "Focal frequency loss", ICCV 2021, without the focal weights).
+    """
+    fx = torch.fft.rfft2(x, norm="ortho").abs()
+    fy = torch.fft.rfft2(y, norm="ortho").abs()
+    return (fx - fy).abs().flatten(1).mean(1)
 
 
 def hinge_discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

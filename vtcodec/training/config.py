@@ -64,12 +64,14 @@ class DecoderTrainConfig:
     architecture: dict | None = None
     fresh_lr_scale: float = 1.0
     # Loss: "mse", or "perceptual": mse_weight * MSE + lpips_weight * ST-LPIPS (vtcodec.perceptual, weights
-    # from --perceptual-weights) + gan_weight * a patch discriminator's hinge loss, from gan_start_step on.
+    # from --perceptual-weights) + spectral_weight * the L1 distance of
+    # amplitude spectra + gan_weight * a patch discriminator's hinge loss, from gan_start_step on.
     # ST-LPIPS and the discriminator see one random perceptual_crop² window of each crop (0: all of it);
     # the shift-tolerant AlexNet costs more than the decoder at full size.
     loss: str = "mse"
     mse_weight: float = 1.0
     lpips_weight: float = 0.1
+    spectral_weight: float = 0.0
     gan_weight: float = 0.0
     gan_start_step: int = 200
     disc_lr: float = 1e-4

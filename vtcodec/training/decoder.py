@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vtcodec.data import CropSampler, list_images, load_rgb
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
-from vtcodec.perceptual import PatchDiscriminator, hinge_discriminator_loss, hinge_generator_loss, load_stlpips
 from vtcodec.seams import seam_ratio
 from vtcodec.training.config import DecoderTrainConfig
-from vtcodec.training.export import append_log, save_checkpoint
-from vtcodec.training.losses import perceptual_windows, psnr
+from vtcodec.training.export import save_checkpoint
+from vtcodec.training.loop import RunLog, TimedCheckpoints, random_streams, restore_streams, should_stop
+from vtcodec.training.losses import psnr
+from vtcodec.training.perceptual_terms import PerceptualTerms
 from vtcodec.training.schedule import learning_rate, tile_lengths
 from vtcodec.training.warm_start import starting_network
 from vtcodec.zoo import DECODER_PREFIXES
@@ -114,53 +114,12 @@ def evaluate(
     return out
 
 
-class PerceptualTerms:
-    """ST-LPIPS and the optional patch discriminator of ``"loss": "perceptual"``, with the discriminator's optimizer."""
-
-    def __init__(self, cfg: DecoderTrainConfig, weights: str | None, state: dict | None, device: torch.device) -> None:
-        if weights is None:
-            raise InputError("a perceptual loss needs --perceptual-weights (the stlpips-pytorch 0.0.2 wheel)")
-        self.cfg = cfg
-        self.lpips = load_stlpips(weights).to(device)
-        self.disc, self.disc_opt = None, None
-        if cfg.gan_weight > 0:
-            self.disc = PatchDiscriminator().to(device)
-            self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
-            if state is not None and "discriminator" in state:
-                self.disc.load_state_dict(state["discriminator"])
-                self.disc_opt.load_state_dict(state["discriminator_optimizer"])
-        self._windows: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def loss(self, mse: torch.Tensor, rec: torch.Tensor, crops: torch.Tensor, step: int, gen: torch.Generator):
-        """The decoder's loss: weighted MSE, ST-LPIPS and (from ``gan_start_step``) the generator's hinge loss."""
-        cfg = self.cfg
-        seen, target = perceptual_windows(rec, crops, cfg.perceptual_crop, gen)
-        self._windows = (seen, target)
-        loss = cfg.mse_weight * mse + cfg.lpips_weight * self.lpips(seen.clamp(0, 1), target).mean()
-        if self.disc is not None and step >= cfg.gan_start_step:
-            loss = loss + cfg.gan_weight * hinge_generator_loss(self.disc(seen))
-        return loss
-
-    def discriminator_step(self) -> None:
-        """One step of the discriminator on the windows of the last :meth:`loss` (after the decoder's step)."""
-        if self.disc is None or self._windows is None:
-            return
-        seen, target = self._windows
-        disc_loss = hinge_discriminator_loss(self.disc(target), self.disc(seen.detach()))
-        self.disc_opt.zero_grad(set_to_none=True)
-        disc_loss.backward()
-        self.disc_opt.step()
-
-    def state(self) -> dict:
-        if self.disc is None:
-            return {}
-        return {"discriminator": self.disc.state_dict(), "discriminator_optimizer": self.disc_opt.state_dict()}
-
-
 def _network(
     ckpt_path: Path, source_id: str, init_weights: str, init_decoder: str | None, cfg: DecoderTrainConfig, resume: bool
 ) -> tuple[ConvTokenizer, DecoderTrainConfig, set[str], dict | None]:
     """The network, the settings, the fresh parameters and the checkpoint (None for a fresh run)."""
+    if cfg.loss not in ("mse", "perceptual"):
+        raise InputError(f"unknown decoder loss {cfg.loss!r} (mse or perceptual)")
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if state.get("token_space") != source_id:
@@ -204,6 +163,28 @@ def _crop_sampler(data_dirs: list[str], cfg: DecoderTrainConfig, tile: int) -> C
     return CropSampler([load_rgb(p, crop_side) for p in files], crop_side, cfg.min_scale, seed=cfg.seed)
 
 
+def _optimize(
+    rec: torch.Tensor,
+    crops: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    terms: PerceptualTerms | None,
+    step: int,
+    gen: torch.Generator,
+) -> float:
+    """The loss of the decoded crops, one step of the decoder (and one of the discriminator, if any)."""
+    loss = ((rec - crops) ** 2).mean()
+    if terms is not None:
+        loss = terms.loss(loss, rec, crops, step, gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    if terms is not None:
+        terms.discriminator_step()
+    return loss.item()
+
+
 def train_decoder(
     data_dirs: list[str],
     out_dir: str,
@@ -228,8 +209,6 @@ def train_decoder(
     source = load_model(init_weights)
     model, cfg, fresh, state = _network(ckpt_path, source.model_id.hex(), init_weights, init_decoder, cfg, resume)
     step, elapsed = (state["step"], state["elapsed"]) if state is not None else (0, 0.0)
-    if cfg.loss not in ("mse", "perceptual"):
-        raise InputError(f"unknown decoder loss {cfg.loss!r} (mse or perceptual)")
     opt, lr_scales, params = _optimizer(model, fresh, cfg)
     tile = model.tile_size
     sampler = _crop_sampler(data_dirs, cfg, tile)
@@ -240,43 +219,29 @@ def train_decoder(
     val = held_out_crops(val_dir, tile, cfg.val_images).to(device) if val_dir else None
     if state is not None:
         opt.load_state_dict(state["optimizer"])
-        sampler.set_state(state["sampler_rng"])
-        gen.set_state(state["length_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_streams(state, sampler, gen)
         print(f"resumed at step {step}, {elapsed / 60:.1f} min trained", flush=True)
 
     def checkpoint() -> None:
-        save_checkpoint(
-            ckpt_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "elapsed": elapsed,
-                "model_config": model.config.to_dict(),
-                "fresh_parameters": sorted(fresh),
-                **(terms.state() if terms is not None else {}),
-                "token_space": source.model_id.hex(),
-                "init": str(init_weights),
-                "train_config": asdict(cfg),
-                "sampler_rng": sampler.state(),
-                "length_rng": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-            },
-        )
-
-    def log(record: dict) -> None:
-        append_log(log_path, record, bar)
+        run_state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}
+        settings = {
+            "model_config": model.config.to_dict(),
+            "fresh_parameters": sorted(fresh),
+            "token_space": source.model_id.hex(),
+            "init": str(init_weights),
+            "train_config": asdict(cfg),
+        }
+        perceptual = terms.state() if terms is not None else {}
+        save_checkpoint(ckpt_path, {**run_state, **perceptual, **settings, **random_streams(sampler, gen)})
 
     eval_counts = (16, 64, 256)
     budget = cfg.minutes * 60.0
-    bar = tqdm(total=round(budget), initial=min(round(elapsed), round(budget)), unit="s", dynamic_ncols=True)
+    progress = RunLog(log_path, budget, elapsed, cfg.log_every)
     if val is not None and state is None:
-        log({"step": 0, "min": 0.0, **evaluate(model, val, eval_counts, cfg.grid_from)})
-    window: list[tuple[float, float]] = []
-    last_ckpt = time.time()
+        progress.write({"step": 0, "min": 0.0, **evaluate(model, val, eval_counts, cfg.grid_from)})
+    checkpoints = TimedCheckpoints(cfg.checkpoint_minutes, checkpoint)
     model.train()
-    while elapsed < budget and not (run / "STOP").exists() and not (cfg.max_steps and step >= cfg.max_steps):
+    while not should_stop(run, elapsed, budget, step, cfg.max_steps):
         t0 = time.time()
         # Crops are square; a crop of rows x cols tiles is its top-left part.
         crops = sampler.sample(cfg.batch_size)[:, :, : cfg.rows * tile, : cfg.cols * tile].to(device)
@@ -285,33 +250,15 @@ def train_decoder(
         for group, scale in zip(opt.param_groups, lr_scales, strict=True):
             group["lr"] = learning_rate(cfg, step, elapsed) * scale
         rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols, cfg.grid_from)
-        loss = ((rec - crops) ** 2).mean()
-        if terms is not None:
-            loss = terms.loss(loss, rec, crops, step, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if terms is not None:
-            terms.discriminator_step()
+        loss = _optimize(rec, crops, opt, params, terms, step, gen)
         step += 1
         elapsed += time.time() - t0
-        window.append((loss.item(), float(psnr(rec.detach().clamp(0, 1), crops).mean())))
-        bar.update(min(round(elapsed), round(budget)) - bar.n)
-        if step % cfg.log_every == 0:
-            loss_m, psnr_m = (float(np.mean(v)) for v in zip(*window, strict=True))
-            window.clear()
-            record = {"step": step, "min": round(elapsed / 60, 2), "loss": loss_m, "psnr": round(psnr_m, 3)}
+        record = progress.step(step, elapsed, loss=loss, psnr=float(psnr(rec.detach().clamp(0, 1), crops).mean()))
+        if record is not None:
             if val is not None and step % cfg.eval_every == 0:
                 record.update(evaluate(model, val, eval_counts, cfg.grid_from))
-            log(record)
-        if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
-            checkpoint()
-            last_ckpt = time.time()
+            progress.write(record)
+        checkpoints.tick()
     checkpoint()
-    bar.close()
-    final = {"step": step, "min": round(elapsed / 60, 2), "final": True}
-    if val is not None:
-        final.update(evaluate(model, val, eval_counts, cfg.grid_from))
-    log(final)
+    progress.finish(step, elapsed, evaluate(model, val, eval_counts, cfg.grid_from) if val is not None else {})
     return ckpt_path

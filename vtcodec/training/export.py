@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vtcodec.data import CropSampler, list_images, load_rgb
 from vtcodec.decoders import save_decoder
 from vtcodec.models import TokenizerConfig, build_model
-
-
-def append_log(path: Path, record: dict, bar: tqdm) -> None:
-    """One record of a run's log: a JSON line in ``path`` (``log.jsonl``), and above the progress bar."""
-    line = json.dumps(record)
-    bar.write(line)
-    with path.open("a") as fh:
-        fh.write(line + "\n")
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

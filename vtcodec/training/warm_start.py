@@ -97,14 +97,21 @@ def starting_network(
     """The network a fresh run starts from, its settings (``grid_from`` mapped) and its fresh parameters.
 
     The token space's model, with the decoder of ``init_decoder`` (a decoder name or file), else
-    the model file's own or its default decoder, grown to ``cfg.architecture`` when set.
+    the model file's own or its default decoder, grown to ``cfg.architecture`` when set. A
+    whole-grid decoder brings its own ``grid_from``, which replaces the config's.
     """
-    from vtcodec.decoders import full_network, load_decoder
+    from vtcodec.decoders import load_decoder
     from vtcodec.models.growth import fresh_parameters, grow_decoder, map_index
     from vtcodec.zoo import load_model
 
     source = load_model(init_weights)
-    start = load_decoder(source, init_decoder).network if init_decoder else full_network(source)
+    if init_decoder or not source.has_decoder:
+        decoder = load_decoder(source, init_decoder)
+        start = decoder.network
+        if decoder.context == "grid":  # a whole-grid decoder carries its own split
+            cfg = replace(cfg, grid_from=decoder.grid_from)
+    else:
+        start = source.model
     model = build_model(start.config)
     model.load_state_dict(start.state_dict())
     if not cfg.architecture:

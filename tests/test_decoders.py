@@ -290,8 +290,8 @@ def test_grown_decoder_file_keeps_its_architecture(tiny_model, trained_looking, 
     assert loaded.network.config.decoder_attention == 1 and loaded.grid_from == grid_from
     rounded = build_model(grown.config)
     # The file stores the decoder's weights in fp16; the token space's stay the model file's.
-    half = {k: v.half().float() if k.startswith(decoders.DECODER_PREFIXES) else v for k, v in grown.state_dict().items()}
-    rounded.load_state_dict(half)
+    weights = grown.state_dict().items()
+    rounded.load_state_dict({k: v.half().float() if k.startswith(decoders.DECODER_PREFIXES) else v for k, v in weights})
     image, counts = _tokens(tiny_model, 100, 70)
     reference = Decoder("deep", tiny_model.model_id, rounded.eval(), "grid", grid_from=grid_from)
     assert np.array_equal(loaded.render(image.ids, counts, image.grid), reference.render(image.ids, counts, image.grid))

@@ -64,6 +64,49 @@ class _Pending:
     __hash__ = object.__hash__  # a key of the tile encoder: each image its own
 
 
+class _Writes:
+    """Outputs written on worker threads; each job is recorded in the run once its file is on disk (or failed)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, run: Run) -> None:
+        self.pool, self.run = pool, run
+        self.futures: list[Future] = []
+
+    def submit(self, job: Job, write: Callable[[], int], bytes_in: int, started: float, **fields: object) -> None:
+        """Write ``job.output`` with ``write``, which returns the bytes written; ``fields`` go into its record."""
+
+        def done(future: Future) -> None:
+            error = future.exception()
+            if error is not None:
+                self.run.record(job, "error", error=_message(job, error), bytes_in=bytes_in)
+                return
+            seconds = round(time.perf_counter() - started, 4)
+            self.run.record(job, "ok", bytes=future.result(), **fields, seconds=seconds, bytes_in=bytes_in)
+
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        future = self.pool.submit(write)
+        future.add_done_callback(done)
+        self.futures.append(future)
+
+    def wait(self) -> None:
+        for future in self.futures:
+            future.exception()
+
+
+def _uniform_tokens(
+    model: LoadedModel, tokens: int | None, max_bytes: int | None, bpp: float | None, psnr: float | None
+) -> int | None:
+    """The token count of every tile, or None when a per-image target (bytes, bpp, PSNR) is asked for."""
+    targets = [v for v in (tokens, max_bytes, bpp, psnr) if v is not None]
+    if len(targets) > 1:
+        raise InputError("use only one of tokens, bytes, bpp, psnr")
+    if targets and tokens is None:
+        return None
+    tokens = min(codec.DEFAULT_TOKENS, model.config.max_tokens) if tokens is None else tokens
+    if not 0 <= tokens <= model.config.max_tokens:
+        raise InputError(f"tokens per tile must be between 0 and {model.config.max_tokens}")
+    return tokens
+
+
 def encode_many(
     jobs: list[Job],
     model: LoadedModel,
@@ -90,14 +133,7 @@ def encode_many(
     check_options(metadata, alpha)  # a bad option fails before any file is read
     if batch_size < 1 or threads < 1:
         raise InputError("batch size and jobs must be >= 1")
-    targets = [v for v in (tokens, max_bytes, bpp, psnr) if v is not None]
-    if len(targets) > 1:
-        raise InputError("use only one of tokens, bytes, bpp, psnr")
-    uniform = not targets or tokens is not None
-    if uniform:
-        tokens = min(codec.DEFAULT_TOKENS, model.config.max_tokens) if tokens is None else tokens
-        if not 0 <= tokens <= model.config.max_tokens:
-            raise InputError(f"tokens per tile must be between 0 and {model.config.max_tokens}")
+    tokens = _uniform_tokens(model, tokens, max_bytes, bpp, psnr)
     run = Run(jobs, manifest, quiet, "img")
     todo = run.skip_finished(jobs, lambda path: not force and vtk_is_complete(path, model))
 
@@ -105,59 +141,38 @@ def encode_many(
         return open_prepared(job.source, None, metadata, alpha), job.source.stat().st_size
 
     with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
-        writes: list[Future] = []
+        writes = _Writes(writers, run)
 
         def finish(item: _Pending, data: bytes, counts: np.ndarray, extra: dict) -> None:
-            def write() -> None:
+            def write() -> int:
                 write_atomic(item.job.output, data, force=True)
+                return len(data)
 
-            def done(future: Future) -> None:
-                error = future.exception()
-                if error is not None:
-                    run.record(item.job, "error", error=_message(item.job, error), bytes_in=item.bytes_in)
-                    return
-                g = item.grid
-                run.record(
-                    item.job,
-                    "ok",
-                    bytes=len(data),
-                    bpp=round(8 * len(data) / (g.width * g.height), 6),
-                    tokens=round(float(np.mean(counts)), 3) if counts.size else 0,
-                    seconds=round(time.perf_counter() - item.started, 4),
-                    bytes_in=item.bytes_in,
-                    **extra,
-                )
-
-            item.job.output.parent.mkdir(parents=True, exist_ok=True)
-            future = writers.submit(write)
-            future.add_done_callback(done)
-            writes.append(future)
+            bpp_out = round(8 * len(data) / (item.grid.width * item.grid.height), 6)
+            mean_tokens = round(float(np.mean(counts)), 3) if counts.size else 0
+            writes.submit(item.job, write, item.bytes_in, item.started, bpp=bpp_out, tokens=mean_tokens, **extra)
 
         def tokenized(item: _Pending, token_image: codec.TokenImage) -> None:
             counts = np.full(item.grid.count, tokens, dtype=np.int64)
             finish(item, codec.pack_tokens(token_image, counts, model, item.extra_chunks), counts, {})
 
         encoder = TileEncoder(model, batch_size, tokenized)  # tiles of consecutive images share forward passes
-
         for job, future in _prefetch(loaders, load, todo, depth=2 * threads):
             started = time.perf_counter()
             try:
                 prepared, size = future.result()
-                pixels = prepared.pixels
-                height, width = pixels.shape[:2]
+                height, width = prepared.pixels.shape[:2]
                 grid = TileGrid(width, height, model.config.tile_size)
                 item = _Pending(job, grid, size, started, to_chunks(prepared.extras))
-                if not uniform:
-                    result = codec.encode(prepared, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model)
-                    extra = {} if result.psnr is None else {"psnr": round(result.psnr, 3)}
-                    finish(item, result.data, result.counts, extra)
+                if tokens is not None:
+                    encoder.add(item, prepared.pixels)
                     continue
-                encoder.add(item, pixels)
+                result = codec.encode(prepared, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model)
+                finish(item, result.data, result.counts, {} if result.psnr is None else {"psnr": round(result.psnr, 3)})
             except (VtcodecError, OSError) as exc:
                 run.record(job, "error", error=_message(job, exc))
         encoder.flush()
-        for future in writes:
-            future.exception()
+        writes.wait()
     return run.close()
 
 
@@ -192,7 +207,7 @@ def decode_many(
         return codec.read_tokens(data, models=models, device=device), len(data)
 
     with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
-        writes: list[Future] = []
+        writes = _Writes(writers, run)
 
         def save(job: Job, canvas: np.ndarray, size: int, started: float, extras: Extras) -> None:
             def write() -> int:
@@ -200,21 +215,9 @@ def decode_many(
                 write_atomic(job.output, data, force=True)
                 return len(data)
 
-            def done(future: Future) -> None:
-                error = future.exception()
-                if error is not None:
-                    run.record(job, "error", error=_message(job, error), bytes_in=size)
-                    return
-                seconds = round(time.perf_counter() - started, 4)
-                run.record(job, "ok", bytes=future.result(), seconds=seconds, bytes_in=size)
+            writes.submit(job, write, size, started)
 
-            job.output.parent.mkdir(parents=True, exist_ok=True)
-            future = writers.submit(write)
-            future.add_done_callback(done)
-            writes.append(future)
-
-        renderer: list[TileRenderer | None] = [None]  # the per-tile decoder of the queued files
-
+        renderer: TileRenderer | None = None  # the per-tile decoder of the queued files
         waiting: dict[object, tuple] = {}  # a key per queued file: its job, input bytes, start time, extras
 
         def rendered(key: object, canvas: np.ndarray) -> None:
@@ -233,19 +236,18 @@ def decode_many(
                     pixels = chosen.render(stream.ids, counts, grid)
                     save(job, np.ascontiguousarray(pixels), size, started, stream.extras)
                     continue
-                if renderer[0] is None or renderer[0].decoder is not chosen:
-                    if renderer[0] is not None:
-                        renderer[0].flush()
-                    renderer[0] = TileRenderer(chosen, batch_size, rendered)
+                if renderer is None or renderer.decoder is not chosen:
+                    if renderer is not None:
+                        renderer.flush()
+                    renderer = TileRenderer(chosen, batch_size, rendered)
                 key = object()
                 waiting[key] = (job, size, started, stream.extras)
-                renderer[0].add(key, stream.ids, counts, grid)
+                renderer.add(key, stream.ids, counts, grid)
             except (VtcodecError, OSError) as exc:
                 run.record(job, "error", error=_message(job, exc))
-        if renderer[0] is not None:
-            renderer[0].flush()
-        for future in writes:
-            future.exception()
+        if renderer is not None:
+            renderer.flush()
+        writes.wait()
     return run.close()
 
 

@@ -110,6 +110,74 @@ def _complete_part(out_dir: Path, index: int, keys: list[str]) -> dict | None:
     return part if complete else None
 
 
+def _sample_record(
+    key: str,
+    source: Source,
+    counts: np.ndarray,
+    array: np.ndarray,
+    grid: TileGrid,
+    model_id: bytes,
+    offset: int,
+    class_index: dict[str, int],
+) -> dict:
+    """The index entry of one sample: where its tokens lie in the shard, its tile grid, label and checksum."""
+    return {
+        "key": key,
+        "source": str(source.path),
+        "offset": offset,
+        "shape": list(array.shape),
+        "width": grid.width,
+        "height": grid.height,
+        "tile_size": grid.tile,
+        "grid": [grid.cols, grid.rows],
+        "counts": [int(c) for c in counts],
+        "model_id": model_id.hex(),
+        "label": source.label,
+        "label_index": class_index[source.label] if source.label is not None else -1,
+        "crc32": zlib.crc32(array.tobytes()),
+    }
+
+
+def _write_shard(
+    out_dir: Path,
+    number: int,
+    keys: list[str],
+    chunk: list[Source],
+    model: LoadedModel | None,
+    tokens: int | None,
+    class_index: dict[str, int],
+    summary: ExportSummary,
+    report: Callable[[str], None] | None,
+    bar: tqdm,
+) -> int:
+    """Tokenize one shard's sources and write the shard and its index part; the samples it holds."""
+    arrays, samples, failed, offset = [], [], [], 0
+    for key, source in zip(keys, chunk, strict=True):
+        bar.update(1)
+        try:
+            image, counts, model_id = sample_tokens(source.path, model, tokens)
+        except (VtcodecError, OSError) as exc:
+            message = str(exc) if str(source.path) in str(exc) else f"{source.path}: {exc}"
+            summary.failed.append((source.path, message))
+            failed.append(str(source.path))
+            if report:
+                report(message)
+            continue
+        width = int(counts.max()) if counts.size else 0
+        array = np.ascontiguousarray(image.ids[:, :width], dtype=np.uint16)
+        array[np.arange(width)[None, :] >= counts[:, None]] = 0
+        samples.append(_sample_record(key, source, counts, array, image.grid, model_id, offset, class_index))
+        arrays.append(array.ravel())
+        offset += array.size
+    buffer = io.BytesIO()
+    np.save(buffer, np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint16), allow_pickle=False)
+    data = buffer.getvalue()
+    write_atomic(out_dir / shard_name(number), data, force=True)
+    part = {"bytes": len(data), "keys": keys, "samples": samples, "failed": failed}
+    write_atomic(part_path(out_dir, number), json.dumps(part).encode(), force=True)
+    return len(samples)
+
+
 def export_shards(
     inputs: list[str | Path],
     out_dir: Path,
@@ -145,49 +213,7 @@ def export_shards(
             summary.skipped_shards += 1
             bar.update(len(chunk))
             continue
-        arrays, samples, failed, offset = [], [], [], 0
-        for key, source in zip(keys, chunk, strict=True):
-            bar.update(1)
-            try:
-                image, counts, model_id = sample_tokens(source.path, model, tokens)
-            except (VtcodecError, OSError) as exc:
-                message = str(exc) if str(source.path) in str(exc) else f"{source.path}: {exc}"
-                summary.failed.append((source.path, message))
-                failed.append(str(source.path))
-                if report:
-                    report(message)
-                continue
-            width = int(counts.max()) if counts.size else 0
-            array = np.ascontiguousarray(image.ids[:, :width], dtype=np.uint16)
-            array[np.arange(width)[None, :] >= counts[:, None]] = 0
-            g = image.grid
-            samples.append(
-                {
-                    "key": key,
-                    "source": str(source.path),
-                    "offset": offset,
-                    "shape": list(array.shape),
-                    "width": g.width,
-                    "height": g.height,
-                    "tile_size": g.tile,
-                    "grid": [g.cols, g.rows],
-                    "counts": [int(c) for c in counts],
-                    "model_id": model_id.hex(),
-                    "label": source.label,
-                    "label_index": class_index[source.label] if source.label is not None else -1,
-                    "crc32": zlib.crc32(array.tobytes()),
-                }
-            )
-            arrays.append(array.ravel())
-            offset += array.size
-        buffer = io.BytesIO()
-        flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint16)
-        np.save(buffer, flat, allow_pickle=False)
-        data = buffer.getvalue()
-        write_atomic(out_dir / shard_name(number), data, force=True)
-        part = {"bytes": len(data), "keys": keys, "samples": samples, "failed": failed}
-        write_atomic(part_path(out_dir, number), json.dumps(part).encode(), force=True)
-        summary.samples += len(samples)
+        summary.samples += _write_shard(out_dir, number, keys, chunk, model, tokens, class_index, summary, report, bar)
     bar.close()
     index = {
         "format": FORMAT,

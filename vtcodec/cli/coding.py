@@ -32,7 +32,24 @@ from vtcodec.errors import UnknownModelError
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
 from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, from_chunks
-from vtcodec.zoo import find_model, load_model, resolve_device
+from vtcodec.zoo import LoadedModel, find_model, load_model, resolve_device
+
+MetadataOption = Annotated[
+    str,
+    typer.Option(
+        "--metadata",
+        help="Keep: all, none, or a comma list of icc, exif, xmp. A profile not kept is converted to sRGB.",
+    ),
+]
+AlphaOption = Annotated[
+    str,
+    typer.Option(
+        "--alpha", help="keep: transparency within 2/255 (0 and 255 exact); lossless; drop: composite over white."
+    ),
+]
+FrameOption = Annotated[
+    Optional[int], typer.Option("--frame", min=0, help="The frame to code from an animated or multi-page file.")
+]
 
 
 @app.command()
@@ -60,22 +77,9 @@ def encode(
     manifest: ManifestOption = None,
     quiet: QuietOption = False,
     max_pixels: MaxPixelsOption = None,
-    keep_metadata: Annotated[
-        str,
-        typer.Option(
-            "--metadata",
-            help="Keep: all, none, or a comma list of icc, exif, xmp. A profile not kept is converted to sRGB.",
-        ),
-    ] = DEFAULT_METADATA,
-    alpha: Annotated[
-        str,
-        typer.Option(
-            "--alpha", help="keep: transparency within 2/255 (0 and 255 exact); lossless; drop: composite over white."
-        ),
-    ] = "keep",
-    frame: Annotated[
-        Optional[int], typer.Option("--frame", min=0, help="The frame to code from an animated or multi-page file.")
-    ] = None,
+    keep_metadata: MetadataOption = DEFAULT_METADATA,
+    alpha: AlphaOption = "keep",
+    frame: FrameOption = None,
 ) -> None:
     """Compress images into .vtk files (one target: --tokens, --bytes, --bpp or --psnr).
 
@@ -107,10 +111,24 @@ def encode(
         report(summary, rank, world)
         return
     image = Path(images[0])
-    out = output or image.with_suffix(".vtk")
+    target = {"tokens": tokens, "max_bytes": max_bytes, "bpp": bpp, "psnr": psnr}
+    _encode_file(image, output or image.with_suffix(".vtk"), force, frame, keep_metadata, alpha, loaded, target)
+
+
+def _encode_file(
+    image: Path,
+    out: Path,
+    force: bool,
+    frame: int | None,
+    keep_metadata: str,
+    alpha: str,
+    model: LoadedModel,
+    target: dict,
+) -> None:
+    """Encode one image to ``out`` (``target``: encode's tokens, max_bytes, bpp, psnr); report on stderr."""
     check_writable(out, force)
     prepared = open_prepared(image, frame, keep_metadata, alpha)
-    result = codec.encode(prepared, tokens, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=loaded)
+    result = codec.encode(prepared, model=model, **target)
     write_atomic(out, result.data, force=force)
     size = len(result.data)
     height, width = prepared.pixels.shape[:2]
@@ -121,7 +139,7 @@ def encode(
         summary += f", {result.psnr:.2f} dB"
     typer.echo(summary, err=True)
     if not result.target_met:
-        typer.echo(f"vtcodec: warning: {psnr} dB is out of reach; wrote the best file (all tokens)", err=True)
+        typer.echo(f"vtcodec: warning: {target['psnr']} dB is out of reach; wrote the best file (all tokens)", err=True)
     if prepared.dropped:
         items = ", ".join(f"{ITEM_NAMES[k]} ({v} bytes)" for k, v in prepared.dropped.items())
         typer.echo(f"vtcodec: note: not kept: {items}; keep them with --metadata", err=True)

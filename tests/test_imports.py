@@ -56,3 +56,9 @@ def test_no_import_cycles():
     }
     assert find_cycle(graph) is None
     assert "vtcodec.entropy" not in graph["vtcodec.container"]  # parsing a header loads no coder
+    assert graph["vtcodec.container"] <= {
+        "vtcodec.errors",
+        "vtcodec.errors.FormatError",
+        "vtcodec.tile_grid",
+        "vtcodec.tile_grid.TileGrid",
+    }  # nor torch, through tiling

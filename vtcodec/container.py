@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vtcodec.errors import FormatError
+from vtcodec.tile_grid import TileGrid
 
 
 class Coder(enum.IntEnum):
@@ -90,9 +91,14 @@ class Header:
         return next((data for t, data in self.chunks if t == tag), None)
 
     @property
+    def tile_grid(self) -> TileGrid:
+        """The image's tile layout."""
+        return TileGrid(self.width, self.height, self.tile_size)
+
+    @property
     def grid(self) -> tuple[int, int]:
         """(columns, rows) of tiles."""
-        return -(-self.width // self.tile_size), -(-self.height // self.tile_size)
+        return self.tile_grid.cols, self.tile_grid.rows
 
 
 def write_varint(value: int) -> bytes:
@@ -147,8 +153,7 @@ def pack(header: Header, payload: bytes) -> bytes:
     if len(header.model_id) != MODEL_ID_BYTES:
         raise ValueError("model id must be 8 bytes")
     counts = np.asarray(header.token_counts, dtype=np.int64)
-    cols, rows = header.grid
-    if counts.shape != (cols * rows,):
+    if counts.shape != (header.tile_grid.count,):
         raise ValueError("one token count per tile is required")
     uniform = bool(np.all(counts == counts[0]))
     flags = _CODER_FLAGS[Coder(header.coder)] | (FLAG_UNIFORM_COUNTS if uniform else 0)
@@ -231,8 +236,7 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     limit = pixel_limit()
     if limit is not None and width * height > limit:
         raise FormatError(f"refusing to decode {width}x{height}: more than {limit} pixels (Pillow's bomb limit)")
-    cols, rows = -(-width // tile_size), -(-height // tile_size)
-    tiles = cols * rows
+    tiles = TileGrid(width, height, tile_size).count
     if flags & FLAG_UNIFORM_COUNTS:
         counts = np.full(tiles, reader.varint(MAX_TOKENS), dtype=np.int64)
     else:

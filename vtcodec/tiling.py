@@ -8,37 +8,13 @@ last row and column; :func:`place_tiles` writes decoded tiles back, cropping the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from vtcodec.tile_grid import TileGrid
+
 TILE_BATCH = 32  # tiles per forward pass: bounds memory for any image size
-
-
-@dataclass(frozen=True)
-class TileGrid:
-    """The tile layout of a ``width x height`` image with ``tile`` x ``tile`` tiles."""
-
-    width: int
-    height: int
-    tile: int
-
-    @property
-    def cols(self) -> int:
-        return -(-self.width // self.tile)
-
-    @property
-    def rows(self) -> int:
-        return -(-self.height // self.tile)
-
-    @property
-    def count(self) -> int:
-        return self.cols * self.rows
-
-    def origin(self, index: int) -> tuple[int, int]:
-        """(y, x) of the top-left pixel of tile ``index``."""
-        return (index // self.cols) * self.tile, (index % self.cols) * self.tile
 
 
 def iter_tile_batches(pixels: np.ndarray, grid: TileGrid, batch: int) -> Iterator[torch.Tensor]:

@@ -46,6 +46,18 @@ def test_spectral_distance_sees_a_lattice_and_not_a_shift():
     assert x.grad.abs().sum() > 0
 
 
+def test_block_spectra_see_texture_moved_into_a_smooth_region():
+    torch.manual_seed(0)
+    image = torch.full((1, 3, 64, 64), 0.5)
+    image[..., :32] += 0.2 * (torch.rand(1, 3, 64, 32) - 0.5)  # texture on the left, flat on the right
+    moved = torch.roll(image, shifts=32, dims=3)  # the same texture on the right
+    assert spectral_amplitude_distance(image, moved) < 1e-5  # one spectrum of the whole: blind to where
+    assert spectral_amplitude_distance(image, moved, patch=16) > 0.01  # 16-pixel blocks: the texture moved
+    assert torch.allclose(spectral_amplitude_distance(image, image, patch=16), torch.zeros(1))
+    with pytest.raises(ValueError, match="no 16x16 block"):
+        spectral_amplitude_distance(image[..., :8], image[..., :8], patch=16)
+
+
 def test_unusable_weights_are_one_line_errors(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a state dict")

@@ -159,17 +159,32 @@ class PatchDiscriminator(nn.Module):
         return self.net(x * 2 - 1)
 
 
-def spectral_amplitude_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def spectral_amplitude_distance(x: torch.Tensor, y: torch.Tensor, patch: int = 0) -> torch.Tensor:
     """Mean L1 distance of the amplitude spectra (orthonormal 2D FFT per channel), one value per image.
 
     Blind to phase, it asks for the original's energy at each spatial frequency: it
     penalizes both missing detail (blur) and energy that the original lacks, such as the
     periodic lattice that a decoder's pixel-shuffle layers can add when a feature loss
     rewards texture (Jiang et al., "Focal frequency loss", ICCV 2021, without the focal weights).
+    With ``patch`` > 0 the spectra are those of each ``patch``² block (the image cropped to
+    whole blocks), so the energy must also be where the original has it: texture moved
+    into a smooth region costs as much as texture lost.
     """
+    if patch > 0:
+        x, y = (_blocks(t, patch) for t in (x, y))
     fx = torch.fft.rfft2(x, norm="ortho").abs()
     fy = torch.fft.rfft2(y, norm="ortho").abs()
     return (fx - fy).abs().flatten(1).mean(1)
+
+
+def _blocks(images: torch.Tensor, side: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H // side, W // side, side, side): the image's whole ``side``² blocks."""
+    b, c, h, w = images.shape
+    rows, cols = h // side, w // side
+    if rows == 0 or cols == 0:
+        raise ValueError(f"an image of {w}x{h} holds no {side}x{side} block")
+    cropped = images[:, :, : rows * side, : cols * side]
+    return cropped.reshape(b, c, rows, side, cols, side).permute(0, 1, 2, 4, 3, 5)
 
 
 def hinge_discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

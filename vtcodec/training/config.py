@@ -72,6 +72,7 @@ class DecoderTrainConfig:
     mse_weight: float = 1.0
     lpips_weight: float = 0.1
     spectral_weight: float = 0.0
+    spectral_patch: int = 0  # the spectra's block side (0: each whole window)
     gan_weight: float = 0.0
     gan_start_step: int = 200
     disc_lr: float = 1e-4

@@ -41,7 +41,7 @@ class PerceptualTerms:
         self._windows = (seen, target)
         loss = cfg.mse_weight * mse + cfg.lpips_weight * self.lpips(seen.clamp(0, 1), target).mean()
         if cfg.spectral_weight > 0:
-            loss = loss + cfg.spectral_weight * spectral_amplitude_distance(seen, target).mean()
+            loss = loss + cfg.spectral_weight * spectral_amplitude_distance(seen, target, cfg.spectral_patch).mean()
         if self.disc is not None and step >= cfg.gan_start_step:
             loss = loss + cfg.gan_weight * hinge_generator_loss(self.disc(seen))
         return loss

@@ -98,7 +98,8 @@ class Header:
     @property
     def grid(self) -> tuple[int, int]:
         """(columns, rows) of tiles."""
-        return self.tile_grid.cols, self.tile_grid.rows
+        grid = self.tile_grid
+        return grid.cols, grid.rows
 
 
 def write_varint(value: int) -> bytes:

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from vtcodec.errors import InputError
-from vtcodec.perceptual import STLPIPS, PatchDiscriminator, load_stlpips, spectral_amplitude_distance
+from vtcodec.perceptual import (
+    STLPIPS,
+    PatchDiscriminator,
+    lattice_distance,
+    load_stlpips,
+    spectral_amplitude_distance,
+)
 
 from .conftest import ROOT
 
@@ -44,6 +50,27 @@ def test_spectral_distance_sees_a_lattice_and_not_a_shift():
     x = smooth.clone().requires_grad_(True)
     spectral_amplitude_distance(x, lattice).sum().backward()
     assert x.grad.abs().sum() > 0
+
+
+def test_lattice_distance_sees_a_grid_lattice_more_than_noise_of_equal_power():
+    torch.manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 136, 136), 9, stride=1)  # 128 x 128
+    assert torch.allclose(lattice_distance(smooth, smooth), torch.zeros(2))
+    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    amplitude = 0.02
+    grid = amplitude * torch.cos(torch.pi * xx / 4) * torch.cos(torch.pi * yy / 4)  # period 8, a harmonic of 16
+    # The pattern is linear and the lattice is 16-periodic, so the distance is its mean |value|:
+    # amplitude * (mean |cos(pi k / 4)| over k = 0..7) ** 2.
+    mean_abs_cos = (2 + 4 * 2**-0.5) / 8
+    expected = amplitude * mean_abs_cos**2
+    assert torch.allclose(lattice_distance(smooth, smooth + grid), torch.full((2,), expected), rtol=1e-4)
+    noise = torch.randn_like(smooth) * grid.pow(2).mean().sqrt()  # the same power, not tied to the grid
+    assert (lattice_distance(smooth, smooth + noise) < expected / 2).all()
+    x = smooth.clone().requires_grad_(True)
+    lattice_distance(x, smooth + grid).sum().backward()
+    assert x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="multiple"):
+        lattice_distance(smooth, smooth, period=16, window=40)
 
 
 def test_block_spectra_see_texture_moved_into_a_smooth_region():

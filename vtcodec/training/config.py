@@ -65,7 +65,9 @@ class DecoderTrainConfig:
     fresh_lr_scale: float = 1.0
     # Loss: "mse", or "perceptual": mse_weight * MSE + lpips_weight * ST-LPIPS (vtcodec.perceptual, weights
     # from --perceptual-weights) + spectral_weight * the L1 distance of
-    # amplitude spectra + gan_weight * a patch discriminator's hinge loss, from gan_start_step on.
+    # amplitude spectra + lattice_weight * the L1 distance of the lattice_period-periodic patterns of
+    # lattice_window² windows of the whole crops (vtcodec.perceptual.lattice_distance) + gan_weight * a patch
+    # discriminator's hinge loss, from gan_start_step on.
     # ST-LPIPS and the discriminator see one random perceptual_crop² window of each crop (0: all of it);
     # the shift-tolerant AlexNet costs more than the decoder at full size.
     loss: str = "mse"
@@ -73,6 +75,9 @@ class DecoderTrainConfig:
     lpips_weight: float = 0.1
     spectral_weight: float = 0.0
     spectral_patch: int = 0  # the spectra's block side (0: each whole window)
+    lattice_weight: float = 0.0
+    lattice_period: int = 16
+    lattice_window: int = 64
     gan_weight: float = 0.0
     gan_start_step: int = 200
     disc_lr: float = 1e-4

@@ -1,4 +1,4 @@
-"""The perceptual decoder loss: weighted MSE, ST-LPIPS, spectral distance and a patch discriminator."""
+"""The perceptual decoder loss: weighted MSE, ST-LPIPS, spectral and lattice distances, a patch discriminator."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from vtcodec.perceptual import (
     hinge_discriminator_loss,
     hinge_generator_loss,
     load_stlpips,
+    lattice_distance,
     spectral_amplitude_distance,
 )
 from vtcodec.training.config import DecoderTrainConfig
@@ -34,7 +35,7 @@ class PerceptualTerms:
         self._windows: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def loss(self, mse: torch.Tensor, rec: torch.Tensor, crops: torch.Tensor, step: int, gen: torch.Generator):
-        """The decoder's loss: weighted MSE, ST-LPIPS, spectral distance, and the generator's hinge loss (from
+        """The decoder's loss: weighted MSE, ST-LPIPS, spectral and lattice distances, and the generator's hinge loss (from
         ``gan_start_step``)."""
         cfg = self.cfg
         seen, target = perceptual_windows(rec, crops, cfg.perceptual_crop, gen)
@@ -42,6 +43,9 @@ class PerceptualTerms:
         loss = cfg.mse_weight * mse + cfg.lpips_weight * self.lpips(seen.clamp(0, 1), target).mean()
         if cfg.spectral_weight > 0:
             loss = loss + cfg.spectral_weight * spectral_amplitude_distance(seen, target, cfg.spectral_patch).mean()
+        if cfg.lattice_weight > 0:  # on the whole crops, whose pixel (0, 0) is a tile's
+            lattice = lattice_distance(rec, crops, cfg.lattice_period, cfg.lattice_window)
+            loss = loss + cfg.lattice_weight * lattice.mean()
         if self.disc is not None and step >= cfg.gan_start_step:
             loss = loss + cfg.gan_weight * hinge_generator_loss(self.disc(seen))
         return loss

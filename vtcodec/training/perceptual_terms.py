@@ -9,8 +9,8 @@ from vtcodec.perceptual import (
     PatchDiscriminator,
     hinge_discriminator_loss,
     hinge_generator_loss,
-    load_stlpips,
     lattice_distance,
+    load_stlpips,
     spectral_amplitude_distance,
 )
 from vtcodec.training.config import DecoderTrainConfig
@@ -35,8 +35,8 @@ class PerceptualTerms:
         self._windows: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def loss(self, mse: torch.Tensor, rec: torch.Tensor, crops: torch.Tensor, step: int, gen: torch.Generator):
-        """The decoder's loss: weighted MSE, ST-LPIPS, spectral and lattice distances, and the generator's hinge loss (from
-        ``gan_start_step``)."""
+        """The decoder's loss: weighted MSE, ST-LPIPS, spectral and lattice distances, and the generator's
+        hinge loss (from ``gan_start_step``)."""
         cfg = self.cfg
         seen, target = perceptual_windows(rec, crops, cfg.perceptual_crop, gen)
         self._windows = (seen, target)

@@ -10,7 +10,9 @@ construction. Per decoder and token count it prints the mean bpp, the metrics
 (``vtcodec.metrics``; default PSNR-RGB, MS-SSIM if pytorch-msssim is installed,
 HaarPSI), the seam ratio (``vtcodec.seams``: the step across 128-pixel tile borders
 against the step elsewhere, over the same ratio
-in the original; 1.0 is the original's), and decode ms per image with its ratio
+in the original; 1.0 is the original's), the lattice ratio (the share of fine detail
+that repeats in every token cell, over the original's: a texture template stamped into
+each cell shows as a ratio far above 1), and decode ms per image with its ratio
 to the ``tiled`` decoder measured in the same run. It also counts the decoder's
 multiply-accumulates per output pixel with forward hooks. Choose decoders on a
 held-out folder; Kodak only reports.
@@ -32,7 +34,7 @@ from vtcodec.codec import pack_tokens, read_tokens, tokenize
 from vtcodec.decoders import Decoder, decoder_names, load_decoder
 from vtcodec.imageio import open_image
 from vtcodec.models.tokenizer import AttentionBlock
-from vtcodec.seams import seam_ratio
+from vtcodec.seams import lattice_ratio, seam_ratio
 from vtcodec.tiling import TileGrid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +96,8 @@ def main() -> None:
     metrics = Metrics(args.metrics)
     keys = {m: KEYS.get(m, m) for m in metrics.names}  # JSON keys, as earlier results files have them
     tile = model.config.tile_size
-    fields = ("bpp", *keys.values(), "seam", "ms")
+    cell = model.config.cell_size
+    fields = ("bpp", *keys.values(), "seam", "lattice", "ms")
     stats = {(name, n): {f: [] for f in fields} for name in chosen for n in args.tokens}
     for path in files:
         image = open_image(path)
@@ -114,6 +117,7 @@ def main() -> None:
                 for metric, key in keys.items():
                     row[key].append(scores[metric])
                 row["seam"].append(seam_ratio(pixels, decoded, tile))
+                row["lattice"].append(lattice_ratio(pixels, decoded, cell))
                 row["ms"].append(1000 * seconds)
         print(f"{path.name} done", flush=True)
     grid = TileGrid(768, 512, tile)
@@ -121,8 +125,8 @@ def main() -> None:
     rows = []
     print(f"{len(files)} images from {args.images}; model {model.model_id.hex()}; every decoder reads the same files")
     labels = " | ".join(METRIC_LABELS.get(m, m) for m in keys)
-    print(f"| decoder | tokens | bpp | {labels} | seam ratio | decode ms | vs tiled |")
-    print("|---|---|---|" + "---|" * len(keys) + "---|---|---|")
+    print(f"| decoder | tokens | bpp | {labels} | seam ratio | lattice ratio | decode ms | vs tiled |")
+    print("|---|---|---|" + "---|" * len(keys) + "---|---|---|---|")
     for n in args.tokens:
         base_ms = float(np.mean(stats[("tiled", n)]["ms"]))
         for name in chosen:
@@ -133,13 +137,14 @@ def main() -> None:
                 record[key] = float(np.mean(finite)) if finite else None
             record |= {
                 "seam": float(np.mean(row["seam"])),
+                "lattice": float(np.mean(row["lattice"])),
                 "decode_ms": float(np.mean(row["ms"])),
                 "decode_ratio": float(np.mean(row["ms"])) / base_ms,
             }
             rows.append(record)
             values = " | ".join("n/a" if record[k] is None else _format(m, record[k]) for m, k in keys.items())
             print(
-                f"| {name} | {n} | {record['bpp']:.4f} | {values} | {record['seam']:.2f} | "
+                f"| {name} | {n} | {record['bpp']:.4f} | {values} | {record['seam']:.2f} | {record['lattice']:.2f} | "
                 f"{record['decode_ms']:.0f} | {record['decode_ratio']:.2f}x |"
             )
     print(

@@ -23,7 +23,7 @@ import torch
 from vtcodec.data import CropSampler, list_images, load_rgb
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
-from vtcodec.seams import seam_ratio
+from vtcodec.seams import lattice_share, seam_ratio
 from vtcodec.training.config import DecoderTrainConfig
 from vtcodec.training.export import save_checkpoint
 from vtcodec.training.loop import RunLog, TimedCheckpoints, random_streams, restore_streams, should_stop
@@ -93,9 +93,9 @@ def _uint8(images: torch.Tensor) -> np.ndarray:
 def evaluate(
     model: ConvTokenizer, crops: torch.Tensor, token_counts: tuple[int, ...], grid_from: int
 ) -> dict[str, float]:
-    """Held-out PSNR and seam ratio of the mosaic decode at uniform token counts."""
+    """Held-out PSNR, seam ratio and lattice ratio of the mosaic decode at uniform token counts."""
     model.eval()
-    tile = model.tile_size
+    tile, cell = model.tile_size, model.config.cell_size
     rows, cols = crops.shape[2] // tile, crops.shape[3] // tile
     out: dict[str, float] = {}
     codes = torch.cat([tokenize_crops(model, chunk) for chunk in crops.split(8)])
@@ -108,8 +108,12 @@ def evaluate(
             ]
         )
         out[f"psnr@{n}"] = round(float(psnr(rec, crops).mean()), 3)
-        seams = [seam_ratio(o, d, tile) for o, d in zip(_uint8(crops), _uint8(rec), strict=True)]
+        originals, decoded = _uint8(crops), _uint8(rec)
+        seams = [seam_ratio(o, d, tile) for o, d in zip(originals, decoded, strict=True)]
         out[f"seam@{n}"] = round(float(np.mean(seams)), 3)
+        # Pooled over the crops: one crop has too few cells for a stable ratio of its own.
+        shares = [(lattice_share(o, cell), lattice_share(d, cell)) for o, d in zip(originals, decoded, strict=True)]
+        out[f"lattice@{n}"] = round(float(np.mean([d for _, d in shares]) / np.mean([o for o, _ in shares])), 3)
     model.train()
     return out
 

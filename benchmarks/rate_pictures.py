@@ -1,6 +1,6 @@
 """A grid of crops at several rates: the original, vtcodec's decoders, and downscaled WebP and AVIF at equal bytes.
 
-    python benchmarks/rate_pictures.py IMAGE [--bpp 0.015 0.03 0.06] [--decoders grid perceptual]
+    python benchmarks/rate_pictures.py IMAGE [--bpp 0.015 0.03 0.06] [--decoders grid perceptual] [--labels A B]
         [--box X Y SIZE] [--scale 2] [--out results/pictures/NAME.png]
 
 One row per rate. vtcodec's file is made with ``--bpp`` rate control (measured with the
@@ -55,11 +55,15 @@ def main() -> None:
     parser.add_argument("image")
     parser.add_argument("--bpp", type=float, nargs="+", default=[0.015, 0.03, 0.06])
     parser.add_argument("--decoders", nargs="+", default=["grid"])
+    parser.add_argument("--labels", nargs="+", help="panel titles for the decoders [their names]")
     parser.add_argument("--codecs", nargs="*", default=["webp", "avif"])
     parser.add_argument("--box", type=int, nargs=3, default=[256, 128, 192], metavar=("X", "Y", "SIZE"))
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    labels = args.labels or args.decoders
+    if len(labels) != len(args.decoders):
+        parser.error("give one label per decoder")
     image = open_image(args.image)
     pixels = np.asarray(image)
     x, y, side = args.box
@@ -67,9 +71,9 @@ def main() -> None:
     for bpp in args.bpp:
         data = vtcodec.compress(image, bpp=bpp, decoder=args.decoders[0])
         panels = [("original", pixels, f"original\n{Path(args.image).name}, {bpp} bpp")]
-        for name in args.decoders:
+        for name, title in zip(args.decoders, labels, strict=True):
             decoded = np.asarray(vtcodec.decompress(data, decoder=name))
-            panels.append((name, decoded, label(pixels, decoded, f"vtcodec {name}", len(data))))
+            panels.append((name, decoded, label(pixels, decoded, f"vtcodec {title}", len(data))))
         for name in args.codecs:
             found = downscaled_at(pixels, name, len(data))
             if found is None:

@@ -358,6 +358,8 @@ def test_train_decoder_with_the_perceptual_loss(cli_run, tiny_model_path, tiny_m
     torch.save({k: v for k, v in STLPIPS().state_dict().items() if not k.endswith("filt")}, weights)
     config = tmp_path / "perceptual.json"
     spec = {"batch_size": 2, "grid_from": 3, "loss": "perceptual", "gan_weight": 0.1, "gan_start_step": 1}
+    spec |= {"spectral_weight": 0.1, "spectral_patch": 8}
+    spec |= {"lattice_weight": 0.5, "lattice_period": 8, "lattice_window": 16}
     config.write_text(json.dumps({"decoder_train": spec}))
     run = tmp_path / "run"
     args = ["train-decoder", data, "--init", tiny_model_path, "--out", run, "--config", config, "--name", "perceptual"]
@@ -366,6 +368,15 @@ def test_train_decoder_with_the_perceptual_loss(cli_run, tiny_model_path, tiny_m
     assert cli_run(*args, "--steps", "2", "--perceptual-weights", weights)[0] == 0
     first = torch.load(run / "last.ckpt", weights_only=False)
     assert "discriminator" in first and first["train_config"]["loss"] == "perceptual"
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+    for bad_lattice in ({"lattice_window": 12}, {"lattice_window": 4096, "lattice_period": 8}):
+        bad_config = tmp_path / "bad-lattice.json"
+        bad_config.write_text(json.dumps({"decoder_train": spec | bad_lattice}))
+        bad_args = ["train-decoder", data, "--init", tiny_model_path, "--out", tmp_path / "bad-run"]
+        code, _, err = cli_run(*bad_args, "--config", bad_config, "--steps", "1", "--perceptual-weights", weights)
+        assert_one_line_error(code, err)
+        assert "lattice_window" in err
     assert cli_run(*args, "--steps", "3", "--resume", "--perceptual-weights", weights)[0] == 0
     decoder = load_decoder(tiny_model, run / "decoder.safetensors")
     assert decoder.name == "perceptual"

@@ -71,6 +71,8 @@ def test_lattice_distance_sees_a_grid_lattice_more_than_noise_of_equal_power():
     assert x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="multiple"):
         lattice_distance(smooth, smooth, period=16, window=40)
+    with pytest.raises(ValueError, match="no whole"):
+        lattice_distance(smooth[..., :32, :32], smooth[..., :32, :32])
 
 
 def test_block_spectra_see_texture_moved_into_a_smooth_region():

@@ -182,13 +182,16 @@ def lattice_distance(x: torch.Tensor, y: torch.Tensor, period: int = 16, window:
 
     Each ``window``² window (the images cropped to whole windows, aligned to pixel (0, 0)) is cut
     into ``period``² blocks; their mean, less its own mean, is the window's periodic pattern: the
-    energy at the harmonics of 1/``period`` in both axes, which is where a decoder's pixel-shuffle
-    stages put the lattice that a feature loss can reward. Natural content averages out across
+    energy at the harmonics of 1/``period`` in both axes, which is where a decoder that stamps one
+    texture template into every token cell (or every pixel-shuffle stride) puts the lattice that
+    a feature loss can reward. Natural content averages out across
     the blocks; a lattice fixed to the pixel grid does not, so the term costs a lattice far more
     than MSE does and leaves content-dependent texture to the other terms.
     """
     if window % period:
         raise ValueError(f"the window ({window}) must be a multiple of the period ({period})")
+    if min(x.shape[-2:]) < window:
+        raise ValueError(f"images of {x.shape[-1]} x {x.shape[-2]} hold no whole {window}-pixel window")
     per_side = window // period
 
     def pattern(images: torch.Tensor) -> torch.Tensor:

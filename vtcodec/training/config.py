@@ -113,6 +113,9 @@ def decoder_settings(path: str | Path | None, minutes: float, steps: int | None)
         return cfg
     try:
         spec = json.loads(Path(path).read_text()).get("decoder_train", {})
-        return replace(cfg, **{**spec, "minutes": minutes, "max_steps": steps})
+        cfg = replace(cfg, **{**spec, "minutes": minutes, "max_steps": steps})
+        if cfg.lattice_period < 1 or cfg.lattice_window % cfg.lattice_period:
+            raise ValueError("lattice_window must be a multiple of lattice_period")
+        return cfg
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"{path}: not a valid decoder training config ({exc})") from None

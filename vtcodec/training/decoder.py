@@ -215,6 +215,8 @@ def train_decoder(
     step, elapsed = (state["step"], state["elapsed"]) if state is not None else (0, 0.0)
     opt, lr_scales, params = _optimizer(model, fresh, cfg)
     tile = model.tile_size
+    if cfg.loss == "perceptual" and cfg.lattice_weight > 0 and cfg.lattice_window > min(cfg.rows, cfg.cols) * tile:
+        raise InputError(f"lattice_window {cfg.lattice_window} is larger than the {cfg.rows} x {cfg.cols}-tile crops")
     sampler = _crop_sampler(data_dirs, cfg, tile)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -370,13 +370,13 @@ def test_train_decoder_with_the_perceptual_loss(cli_run, tiny_model_path, tiny_m
     assert "discriminator" in first and first["train_config"]["loss"] == "perceptual"
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
-    for bad_lattice in ({"lattice_window": 12}, {"lattice_window": 4096, "lattice_period": 8}):
+    for bad_lattice in ({"lattice_window": 12}, {"lattice_window": 4096, "lattice_period": 8}, {"lpips_net": "x"}):
         bad_config = tmp_path / "bad-lattice.json"
         bad_config.write_text(json.dumps({"decoder_train": spec | bad_lattice}))
         bad_args = ["train-decoder", data, "--init", tiny_model_path, "--out", tmp_path / "bad-run"]
         code, _, err = cli_run(*bad_args, "--config", bad_config, "--steps", "1", "--perceptual-weights", weights)
         assert_one_line_error(code, err)
-        assert "lattice_window" in err
+        assert next(iter(bad_lattice)) in err
     assert cli_run(*args, "--steps", "3", "--resume", "--perceptual-weights", weights)[0] == 0
     decoder = load_decoder(tiny_model, run / "decoder.safetensors")
     assert decoder.name == "perceptual"

@@ -87,6 +87,23 @@ def test_block_spectra_see_texture_moved_into_a_smooth_region():
         spectral_amplitude_distance(image[..., :8], image[..., :8], patch=16)
 
 
+def test_st_lpips_on_vgg16_loads_its_own_weights_and_not_alexnets(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "vgg.pth"
+    torch.save({k: v.abs() if "lin" in k else v for k, v in STLPIPS("vgg").state_dict().items()}, path)
+    lpips = load_stlpips(path, "vgg")
+    x = torch.rand(1, 3, 48, 48)
+    assert torch.allclose(lpips(x, x), torch.zeros(1))
+    y = x.clone().requires_grad_(True)
+    d = lpips(x, (y + 0.1 * torch.randn_like(y)).clamp(0, 1))
+    d.sum().backward()
+    assert d.item() > 0 and y.grad.abs().sum() > 0
+    with pytest.raises(InputError, match="not the ST-LPIPS AlexNet weights"):
+        load_stlpips(path, "alex")  # VGG16's tensors do not fit AlexNet
+    with pytest.raises(ValueError, match="unknown ST-LPIPS network"):
+        STLPIPS("resnet")
+
+
 def test_unusable_weights_are_one_line_errors(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a state dict")
@@ -112,3 +129,7 @@ def test_matches_the_original_package():
     blur = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 4), scale_factor=4, mode="bilinear")
     with torch.no_grad():
         assert lpips(x, blur).item() == pytest.approx(0.11110126972198486, rel=1e-5)
+    # VGG16: the package's own shift-tolerant vggnet (torchvision stubbed) gives the same features
+    # bit for bit; 0.24253575 is LPIPS over those features with the wheel's linear layers (2026-12-03).
+    with torch.no_grad():
+        assert load_stlpips(WHEEL, "vgg")(x, blur).item() == pytest.approx(0.2425357550382614, rel=1e-5)

@@ -1,4 +1,4 @@
-"""Perceptual training losses for decoders: ST-LPIPS on our own AlexNet, and a patch discriminator.
+"""Perceptual training losses for decoders: ST-LPIPS on our own AlexNet or VGG16, and a patch discriminator.
 
 Training only; decoding never imports this module.
 
@@ -7,7 +7,8 @@ Training only; decoding never imports this module.
 downsampling with reflection padding. Its package, ``stlpips-pytorch``, imports
 torchvision, which does not import beside the CPU torch here, so the network is
 written here from the paper's architecture, and only its weights are read: the
-plain state dict ``stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth``, straight
+plain state dicts ``stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth`` (and
+``vgg_shift_tolerant.pth`` for the VGG16 variant), straight
 from the wheel (``pip download stlpips-pytorch==0.0.2 --no-deps``) or extracted.
 The weights are for research use (see the model card); they never ship with vtcodec.
 
@@ -30,8 +31,12 @@ from torch.nn import functional as F
 
 from vtcodec.errors import InputError
 
-WEIGHTS_MEMBER = "stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth"
-CHANNELS = (64, 192, 384, 256, 256)
+WEIGHTS_MEMBERS = {
+    "alex": "stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth",
+    "vgg": "stlpips_pytorch/weights/vST0.0/vgg_shift_tolerant.pth",
+}
+CHANNELS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512)}
+NET_NAMES = {"alex": "AlexNet", "vgg": "VGG16"}
 
 
 class BlurPool(nn.Module):
@@ -81,6 +86,33 @@ class ShiftTolerantAlexNet(nn.Module):
         return outs
 
 
+class ShiftTolerantVGG16(nn.Module):
+    """VGG16's features with each max-pool at stride 1 followed by a blur pool; five outputs (relu1_2 to relu5_3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        stages = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+        index, channels = 0, 3
+        for number, widths in enumerate(stages, start=1):
+            stage = nn.Sequential()
+            if number > 1:  # the pool that ends the previous VGG block opens this slice, as in the weights
+                stage.add_module(str(index), nn.MaxPool2d(2, stride=1))
+                stage.add_module(str(index + 1), BlurPool(channels))
+                index += 2
+            for width in widths:
+                stage.add_module(str(index), nn.Conv2d(channels, width, 3, padding=1))
+                stage.add_module(str(index + 1), nn.ReLU())
+                index, channels = index + 2, width
+            self.add_module(f"slice{number}", stage)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for stage in (self.slice1, self.slice2, self.slice3, self.slice4, self.slice5):
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
 class _Linear(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -91,15 +123,22 @@ class _Linear(nn.Module):
 
 
 class STLPIPS(nn.Module):
-    """ST-LPIPS distance of images in [0, 1], one value per image (0 for equal images)."""
+    """ST-LPIPS distance of images in [0, 1], one value per image (0 for equal images).
 
-    def __init__(self) -> None:
+    ``net`` is the feature network: ``"alex"`` (cheap) or ``"vgg"`` (VGG16, the LPIPS authors'
+    choice for a training loss; several times the cost).
+    """
+
+    def __init__(self, net: str = "alex") -> None:
         super().__init__()
+        if net not in CHANNELS:
+            raise ValueError(f"unknown ST-LPIPS network {net!r} (known: {', '.join(CHANNELS)})")
+        self.net_name = net
         self.scaling_layer = nn.Module()
         self.scaling_layer.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None])
         self.scaling_layer.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450])[None, :, None, None])
-        self.net = ShiftTolerantAlexNet()
-        for i, c in enumerate(CHANNELS):
+        self.net = ShiftTolerantAlexNet() if net == "alex" else ShiftTolerantVGG16()
+        for i, c in enumerate(CHANNELS[net]):
             self.add_module(f"lin{i}", _Linear(c))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -115,17 +154,18 @@ class STLPIPS(nn.Module):
         return total
 
 
-def load_stlpips(path: str | Path) -> STLPIPS:
-    """ST-LPIPS with the weights of ``path``: the ``stlpips-pytorch`` wheel, or the ``.pth`` taken from it."""
+def load_stlpips(path: str | Path, net: str = "alex") -> STLPIPS:
+    """ST-LPIPS on ``net`` with the weights of ``path``: the ``stlpips-pytorch`` wheel, or the ``.pth`` taken
+    from it."""
     path = Path(path)
+    model = STLPIPS(net)
     try:
         if zipfile.is_zipfile(path) and path.suffix == ".whl":
             with zipfile.ZipFile(path) as wheel:
-                data = wheel.read(WEIGHTS_MEMBER)
+                data = wheel.read(WEIGHTS_MEMBERS[net])
         else:
             data = path.read_bytes()
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        model = STLPIPS()
         model.load_state_dict({k: v for k, v in state.items() if not k.endswith("filt")}, strict=False)
         missing = [k for k in model.state_dict() if k not in state and not k.endswith("filt")]
         if missing:
@@ -133,7 +173,7 @@ def load_stlpips(path: str | Path) -> STLPIPS:
     except MemoryError:
         raise
     except Exception as exc:  # torch.load of a foreign file raises UnpicklingError, struct.error, EOFError, ...
-        raise InputError(f"{path}: not the ST-LPIPS AlexNet weights ({exc})") from None
+        raise InputError(f"{path}: not the ST-LPIPS {NET_NAMES[net]} weights ({exc})") from None
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()

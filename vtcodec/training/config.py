@@ -73,6 +73,7 @@ class DecoderTrainConfig:
     loss: str = "mse"
     mse_weight: float = 1.0
     lpips_weight: float = 0.1
+    lpips_net: str = "alex"  # ST-LPIPS's feature network: "alex" or "vgg" (VGG16, slower)
     spectral_weight: float = 0.0
     spectral_patch: int = 0  # the spectra's block side (0: each whole window)
     lattice_weight: float = 0.0
@@ -114,6 +115,8 @@ def decoder_settings(path: str | Path | None, minutes: float, steps: int | None)
     try:
         spec = json.loads(Path(path).read_text()).get("decoder_train", {})
         cfg = replace(cfg, **{**spec, "minutes": minutes, "max_steps": steps})
+        if cfg.lpips_net not in ("alex", "vgg"):
+            raise ValueError(f"lpips_net must be 'alex' or 'vgg', not {cfg.lpips_net!r}")
         if cfg.lattice_period < 1 or cfg.lattice_window % cfg.lattice_period:
             raise ValueError("lattice_window must be a multiple of lattice_period")
         return cfg

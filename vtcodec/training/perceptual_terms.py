@@ -24,7 +24,7 @@ class PerceptualTerms:
         if weights is None:
             raise InputError("a perceptual loss needs --perceptual-weights (the stlpips-pytorch 0.0.2 wheel)")
         self.cfg = cfg
-        self.lpips = load_stlpips(weights).to(device)
+        self.lpips = load_stlpips(weights, cfg.lpips_net).to(device)
         self.disc, self.disc_opt = None, None
         if cfg.gan_weight > 0:
             self.disc = PatchDiscriminator().to(device)

@@ -52,7 +52,18 @@ class BlurPool(nn.Module):
         return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), self.filt, stride=2, groups=x.shape[1])
 
 
-class ShiftTolerantAlexNet(nn.Module):
+class _FiveSlices(nn.Module):
+    """A feature network as five ``slice1`` … ``slice5`` stages; returns the output of each."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for stage in (self.slice1, self.slice2, self.slice3, self.slice4, self.slice5):
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+class ShiftTolerantAlexNet(_FiveSlices):
     """AlexNet's features with blur pooling; five outputs, after each ReLU stage (names as in the weights)."""
 
     def __init__(self) -> None:
@@ -78,15 +89,8 @@ class ShiftTolerantAlexNet(nn.Module):
         self.slice5.add_module("13", nn.Conv2d(256, 256, 3, padding=1))
         self.slice5.add_module("14", nn.ReLU())
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
-        for stage in (self.slice1, self.slice2, self.slice3, self.slice4, self.slice5):
-            x = stage(x)
-            outs.append(x)
-        return outs
 
-
-class ShiftTolerantVGG16(nn.Module):
+class ShiftTolerantVGG16(_FiveSlices):
     """VGG16's features with each max-pool at stride 1 followed by a blur pool; five outputs (relu1_2 to relu5_3)."""
 
     def __init__(self) -> None:
@@ -104,13 +108,6 @@ class ShiftTolerantVGG16(nn.Module):
                 stage.add_module(str(index + 1), nn.ReLU())
                 index, channels = index + 2, width
             self.add_module(f"slice{number}", stage)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
-        for stage in (self.slice1, self.slice2, self.slice3, self.slice4, self.slice5):
-            x = stage(x)
-            outs.append(x)
-        return outs
 
 
 class _Linear(nn.Module):

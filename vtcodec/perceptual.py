@@ -24,19 +24,13 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from vtcodec.errors import InputError
-
-WEIGHTS_MEMBERS = {
-    "alex": "stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth",
-    "vgg": "stlpips_pytorch/weights/vST0.0/vgg_shift_tolerant.pth",
-}
-CHANNELS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512)}
-NET_NAMES = {"alex": "AlexNet", "vgg": "VGG16"}
 
 
 class BlurPool(nn.Module):
@@ -110,6 +104,25 @@ class ShiftTolerantVGG16(_FiveSlices):
             self.add_module(f"slice{number}", stage)
 
 
+class FeatureNet(NamedTuple):
+    """One ST-LPIPS feature network: its module, the channels of its five outputs, its weight file in
+    the wheel, and its name in messages."""
+
+    build: type[nn.Module]
+    channels: tuple[int, ...]
+    member: str
+    label: str
+
+
+_WHEEL_DIR = "stlpips_pytorch/weights/vST0.0"
+FEATURE_NETS = {
+    "alex": FeatureNet(
+        ShiftTolerantAlexNet, (64, 192, 384, 256, 256), f"{_WHEEL_DIR}/alex_shift_tolerant.pth", "AlexNet"
+    ),
+    "vgg": FeatureNet(ShiftTolerantVGG16, (64, 128, 256, 512, 512), f"{_WHEEL_DIR}/vgg_shift_tolerant.pth", "VGG16"),
+}
+
+
 class _Linear(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -128,14 +141,13 @@ class STLPIPS(nn.Module):
 
     def __init__(self, net: str = "alex") -> None:
         super().__init__()
-        if net not in CHANNELS:
-            raise ValueError(f"unknown ST-LPIPS network {net!r} (known: {', '.join(CHANNELS)})")
-        self.net_name = net
+        if net not in FEATURE_NETS:
+            raise ValueError(f"unknown ST-LPIPS network {net!r} (known: {', '.join(FEATURE_NETS)})")
         self.scaling_layer = nn.Module()
         self.scaling_layer.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None])
         self.scaling_layer.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450])[None, :, None, None])
-        self.net = ShiftTolerantAlexNet() if net == "alex" else ShiftTolerantVGG16()
-        for i, c in enumerate(CHANNELS[net]):
+        self.net = FEATURE_NETS[net].build()
+        for i, c in enumerate(FEATURE_NETS[net].channels):
             self.add_module(f"lin{i}", _Linear(c))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -159,7 +171,7 @@ def load_stlpips(path: str | Path, net: str = "alex") -> STLPIPS:
     try:
         if zipfile.is_zipfile(path) and path.suffix == ".whl":
             with zipfile.ZipFile(path) as wheel:
-                data = wheel.read(WEIGHTS_MEMBERS[net])
+                data = wheel.read(FEATURE_NETS[net].member)
         else:
             data = path.read_bytes()
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -170,7 +182,7 @@ def load_stlpips(path: str | Path, net: str = "alex") -> STLPIPS:
     except MemoryError:
         raise
     except Exception as exc:  # torch.load of a foreign file raises UnpicklingError, struct.error, EOFError, ...
-        raise InputError(f"{path}: not the ST-LPIPS {NET_NAMES[net]} weights ({exc})") from None
+        raise InputError(f"{path}: not the ST-LPIPS {FEATURE_NETS[net].label} weights ({exc})") from None
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()

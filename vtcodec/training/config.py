@@ -115,8 +115,10 @@ def decoder_settings(path: str | Path | None, minutes: float, steps: int | None)
     try:
         spec = json.loads(Path(path).read_text()).get("decoder_train", {})
         cfg = replace(cfg, **{**spec, "minutes": minutes, "max_steps": steps})
-        if cfg.lpips_net not in ("alex", "vgg"):
-            raise ValueError(f"lpips_net must be 'alex' or 'vgg', not {cfg.lpips_net!r}")
+        from vtcodec.perceptual import FEATURE_NETS
+
+        if cfg.lpips_net not in FEATURE_NETS:
+            raise ValueError(f"lpips_net must be one of {', '.join(FEATURE_NETS)}, not {cfg.lpips_net!r}")
         if cfg.lattice_period < 1 or cfg.lattice_window % cfg.lattice_period:
             raise ValueError("lattice_window must be a multiple of lattice_period")
         return cfg

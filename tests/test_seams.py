@@ -1,9 +1,9 @@
-"""The seam and lattice measures of vtcodec.seams on synthetic images."""
+"""The seam, lattice and flat-texture measures of vtcodec.seams on synthetic images."""
 
 import numpy as np
 import pytest
 
-from vtcodec.seams import lattice_ratio, lattice_share, seam_ratio
+from vtcodec.seams import flat_texture_ratio, lattice_ratio, lattice_share, seam_ratio
 
 
 def _photo_like(side: int, seed: int = 0) -> np.ndarray:
@@ -41,3 +41,27 @@ def test_lattice_share_sees_a_template_in_every_cell_and_not_natural_detail():
     assert lattice_share(shifted, 32) > 0.5
     with pytest.raises(ValueError, match="two 32-pixel blocks"):
         lattice_share(original[:40, :40], 32)
+
+
+def test_flat_texture_ratio_sees_dots_on_smooth_surfaces_wherever_their_phase():
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:256, :256]
+    sky = np.repeat((100 + 0.2 * yy + rng.normal(0, 1, size=(256, 256)))[..., None], 3, axis=2)  # smooth left half
+    sky[:, 128:] += rng.normal(0, 25, size=(256, 128, 3))  # a textured right half
+    original = np.clip(sky, 0, 255).astype(np.uint8)
+    assert flat_texture_ratio(original, original) == pytest.approx(1.0)
+    blurred = original.copy()
+    blurred[:, 128:] = original[:, 128:].mean()  # the texture lost, the smooth half kept
+    assert flat_texture_ratio(original, blurred) == pytest.approx(1.0, abs=0.05)
+    # 4-pixel dots whose phase drifts with the content, 6 grey levels: no grid-locked measure sees them
+    phase = 0.05 * xx + 0.03 * yy
+    dots = 6 * np.cos(np.pi * xx / 2 + phase) * np.cos(np.pi * yy / 2 + phase)
+    dotted = np.clip(original + dots[..., None], 0, 255).astype(np.uint8)
+    assert flat_texture_ratio(original, dotted) > 3
+    smoothed = original.astype(np.float64)
+    smoothed[:, :128] = 100 + 0.2 * yy[:, :128, None]  # the smooth half without its noise: blur
+    assert flat_texture_ratio(original, np.clip(smoothed, 0, 255).astype(np.uint8)) < 0.7
+    with pytest.raises(ValueError, match="four 8-pixel blocks"):
+        flat_texture_ratio(original[:10, :10], original[:10, :10])
+    with pytest.raises(ValueError, match="shapes differ"):
+        flat_texture_ratio(original, original[:128])

@@ -1,5 +1,6 @@
-"""Structure fixed to the decoder's grid, against the original: the seam ratio (tile borders)
-and the lattice ratio (a pattern repeated in every token cell)."""
+"""Structure that a decoder adds and the original lacks: the seam ratio (tile borders), the
+lattice ratio (a pattern repeated in every token cell) and the flat-texture ratio (fine
+detail where the original is smooth, wherever its phase)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,27 @@ def lattice_share(pixels: np.ndarray, period: int) -> float:
 def lattice_ratio(original: np.ndarray, decoded: np.ndarray, period: int) -> float:
     """``lattice_share`` of ``decoded`` over that of ``original``: 1.0 as in the original, above 1 a lattice."""
     return lattice_share(decoded, period) / max(lattice_share(original, period), 1e-9)
+
+
+def flat_texture_ratio(original: np.ndarray, decoded: np.ndarray, block: int = 8, share: float = 0.25) -> float:
+    """Fine detail in the smoothest places of ``original``: RMS in ``decoded`` over RMS in ``original``.
+
+    Both images are high-passed and cut into ``block``² blocks; the ``share`` of blocks with
+    the least detail in the original are its smooth surfaces (sky, walls, skin). Returns the
+    RMS of ``decoded``'s detail there over the original's (floored at half a grey level, so a
+    flat synthetic image does not divide by zero). Blur gives below 1; texture that a decoder
+    lays over smooth surfaces, locked to a grid or following the content, gives above 1.
+    """
+    if original.shape != decoded.shape:
+        raise ValueError(f"shapes differ: {original.shape} and {decoded.shape}")
+    rows, cols = original.shape[0] // block, original.shape[1] // block
+    if rows * cols < 4:
+        raise ValueError(f"the image needs at least four {block}-pixel blocks")
+
+    def block_energy(pixels: np.ndarray) -> np.ndarray:
+        x = _high_pass(pixels.astype(np.float64))[: rows * block, : cols * block]
+        return (x**2).reshape(rows, block, cols, block, -1).mean(axis=(1, 3, 4)).ravel()
+
+    energy_original, energy_decoded = block_energy(original), block_energy(decoded)
+    flat = energy_original <= np.quantile(energy_original, share)
+    return float(np.sqrt(energy_decoded[flat].mean()) / max(np.sqrt(energy_original[flat].mean()), 0.5))

@@ -52,6 +52,26 @@ def test_shipped_weights_stay_within_the_wheel_budget():
     assert shipped <= 30 * 1024 * 1024  # the wheel (benchmarks/wheel_size.py) adds only code and docs
 
 
+def test_the_shipped_perceptual_decoder_reads_the_default_models_files(no_model_dirs, cli_run, tmp_path):
+    vtk = SAMPLES / "parrots-t16.vtk"  # written by the default model; no re-encoding
+    outputs = {}
+    for label, args in {
+        "default": (),
+        "perceptual": ("--decoder", "perceptual"),
+        "realism": ("--realism", "0.5"),
+    }.items():
+        out = tmp_path / f"{label}.png"
+        assert cli_run("decode", vtk, "-o", out, *args)[0] == 0
+        outputs[label] = np.asarray(Image.open(out)).astype(int)
+    assert outputs["default"].shape == outputs["perceptual"].shape == (256, 384, 3)
+    assert not np.array_equal(outputs["default"], outputs["perceptual"])
+    ends = np.minimum(outputs["default"], outputs["perceptual"]), np.maximum(outputs["default"], outputs["perceptual"])
+    assert ((outputs["realism"] >= ends[0] - 2) & (outputs["realism"] <= ends[1] + 2)).mean() > 0.99  # in between
+    code, _, err = cli_run("decode", vtk, "-o", tmp_path / "x.png", "--decoder", "realistic")
+    assert_one_line_error(code, err)
+    assert "realistic" in err
+
+
 @pytest.mark.skipif(not LEGACY.is_dir(), reason="the repository's models/ folder is not present")
 def test_legacy_entries_match_their_files():
     manifest = registry.load_manifest()

@@ -94,6 +94,7 @@ def test_bench_measures_the_metrics_it_is_given(tmp_path, tiny_model, cli_run, t
     assert result["metrics"] == ["haarpsi"]
     ours = next(e for e in result["entries"] if e["name"] == "vtcodec")["results"]
     assert set(ours) == {"bpp", "haarpsi", "tokens"}
+    assert result["bd_rate"] == {} and "no reference in this run" in (tmp_path / "r" / "bd-rate.md").read_text()
     code, _, err = cli_run("bench", images, "--out", tmp_path / "x", "--metrics", "lpips", "--model", tiny_model_path)
     assert code != 0 and "unknown metric 'lpips'" in err and "\n" not in err.strip()
 
@@ -142,6 +143,8 @@ def test_bench_scores_several_decoders_on_the_same_files(tmp_path, tiny_model):
     assert curves["vtcodec"]["psnr-rgb"] != curves["vtcodec-brighter"]["psnr-rgb"]
     assert set(result["bd_rate_by_decoder"]) == {"vtcodec", "vtcodec-brighter"}
     assert "| vtcodec-brighter against |" in result["bd_table"]
+    assert "vtcodec" in result["bd_rate_by_decoder"]["vtcodec-brighter"]  # measured against the default too
+    assert "vtcodec" not in result["bd_rate_by_decoder"]["vtcodec"]
     rows = (tmp_path / "r" / "results.csv").read_text()
     assert rows.count(",vtcodec-brighter,") == 2
 

@@ -1,12 +1,17 @@
 """Write one decoder file whose weights are a blend of two decoders of the default model.
 
     python benchmarks/blend_decoder.py FIDELITY REALISM WEIGHT OUT [--name perceptual] [--weights int8]
+    python benchmarks/blend_decoder.py BLEND OLD_BASE SHARE OUT --onto NEW_BASE
 
 FIDELITY and REALISM are decoder names or files of the default model's token space;
 the result holds ``(1 - WEIGHT) * FIDELITY + WEIGHT * REALISM`` (``vtcodec.decoders.blend``,
 what ``--realism WEIGHT`` computes at decode time) under the name ``--name``. Use it to
 fix a point of the realism path as a decoder of its own, then score it with
 ``benchmarks/decoder_eval.py`` like any other decoder file.
+
+With ``--onto``, BLEND is such a point, made as ``SHARE * OLD_BASE + (1 - SHARE) * R``, and
+the result is ``BLEND + SHARE * (NEW_BASE - OLD_BASE)`` = ``SHARE * NEW_BASE + (1 - SHARE) * R``:
+the same point moved onto a retrained fidelity decoder, without R's weights.
 """
 
 from __future__ import annotations
@@ -15,7 +20,20 @@ import argparse
 
 import vtcodec
 from vtcodec.decoder_files import save_decoder
-from vtcodec.decoders import blend, load_decoder
+from vtcodec.decoders import Decoder, blend, load_decoder
+from vtcodec.models import build_model
+
+
+def moved_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: float) -> Decoder:
+    """``point + share * (new_base - old_base)``: a blend made on ``old_base``, carried onto ``new_base``."""
+    weights = [d.network.state_dict() for d in (point, old_base, new_base)]
+    if any(w.keys() != weights[0].keys() or any(w[k].shape != weights[0][k].shape for k in w) for w in weights):
+        raise SystemExit("the three decoders have different shapes")
+    p, a, b = weights
+    moved = {k: p[k].float() + share * (b[k].float() - a[k].float()) if p[k].is_floating_point() else p[k] for k in p}
+    network = build_model(point.network.config)
+    network.load_state_dict(moved)
+    return Decoder(point.name, point.token_space, network.eval(), point.context, None, point.grid_from)
 
 
 def main() -> None:
@@ -26,9 +44,18 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--name", default="perceptual")
     parser.add_argument("--weights", choices=["int8", "fp16"], default="int8")
+    parser.add_argument("--onto", help="move the blend FIDELITY (made on base REALISM) onto this base")
     args = parser.parse_args()
     model = vtcodec.load_model()
     fidelity, realism = load_decoder(model, args.fidelity), load_decoder(model, args.realism)
+    if args.onto:
+        moved = moved_blend(fidelity, realism, load_decoder(model, args.onto), args.weight)
+        digest = save_decoder(
+            moved.network, args.name, model.model_id, args.out, moved.context, moved.grid_from, args.weights
+        )
+        print(f"wrote {args.out}: {args.name!r} = {fidelity.name} + {args.weight:g} x ({args.onto} - {realism.name})")
+        print(f"SHA-256 {digest}")
+        return
     mixed = blend(fidelity, realism, args.weight)
     digest = save_decoder(
         mixed.network, args.name, model.model_id, args.out, mixed.context, mixed.grid_from, args.weights

@@ -20,16 +20,15 @@ import argparse
 
 import vtcodec
 from vtcodec.decoder_files import save_decoder
-from vtcodec.decoders import Decoder, blend, load_decoder
+from vtcodec.decoders import Decoder, blend, blendable, load_decoder
 from vtcodec.models import build_model
 
 
 def moved_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: float) -> Decoder:
     """``point + share * (new_base - old_base)``: a blend made on ``old_base``, carried onto ``new_base``."""
-    weights = [d.network.state_dict() for d in (point, old_base, new_base)]
-    if any(w.keys() != weights[0].keys() or any(w[k].shape != weights[0][k].shape for k in w) for w in weights):
-        raise SystemExit("the three decoders have different shapes")
-    p, a, b = weights
+    if not blendable(point, old_base, new_base):
+        raise SystemExit("the three decoders have different token spaces, contexts or shapes")
+    p, a, b = (d.network.state_dict() for d in (point, old_base, new_base))
     moved = {k: p[k].float() + share * (b[k].float() - a[k].float()) if p[k].is_floating_point() else p[k] for k in p}
     network = build_model(point.network.config)
     network.load_state_dict(moved)
@@ -49,18 +48,15 @@ def main() -> None:
     model = vtcodec.load_model()
     fidelity, realism = load_decoder(model, args.fidelity), load_decoder(model, args.realism)
     if args.onto:
-        moved = moved_blend(fidelity, realism, load_decoder(model, args.onto), args.weight)
-        digest = save_decoder(
-            moved.network, args.name, model.model_id, args.out, moved.context, moved.grid_from, args.weights
-        )
-        print(f"wrote {args.out}: {args.name!r} = {fidelity.name} + {args.weight:g} x ({args.onto} - {realism.name})")
-        print(f"SHA-256 {digest}")
-        return
-    mixed = blend(fidelity, realism, args.weight)
+        mixed = moved_blend(fidelity, realism, load_decoder(model, args.onto), args.weight)
+        recipe = f"{fidelity.name} + {args.weight:g} x ({args.onto} - {realism.name})"
+    else:
+        mixed = blend(fidelity, realism, args.weight)
+        recipe = f"{1 - args.weight:g} x {fidelity.name} + {args.weight:g} x {realism.name}"
     digest = save_decoder(
         mixed.network, args.name, model.model_id, args.out, mixed.context, mixed.grid_from, args.weights
     )
-    print(f"wrote {args.out}: {args.name!r} = {1 - args.weight:g} x {fidelity.name} + {args.weight:g} x {realism.name}")
+    print(f"wrote {args.out}: {args.name!r} = {recipe}")
     print(f"SHA-256 {digest}")
 
 

@@ -50,6 +50,17 @@ def tiled(model: LoadedModel) -> Decoder:
     return load_decoder(model, TILED)
 
 
+def blendable(*decoders: Decoder) -> bool:
+    """Whether ``decoders`` share a token space, a context and one set of weight shapes."""
+    first, weights = decoders[0], [d.network.state_dict() for d in decoders]
+    return all(
+        (d.token_space, d.context, d.grid_from) == (first.token_space, first.context, first.grid_from)
+        and w.keys() == weights[0].keys()
+        and all(w[k].shape == weights[0][k].shape for k in w)
+        for d, w in zip(decoders, weights, strict=True)
+    )
+
+
 def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
     """A decoder whose weights are ``(1 - weight) * fidelity + weight * realism``: one decode's cost.
 
@@ -60,14 +71,9 @@ def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
         raise InputError(f"realism must be in 0 ... 1 (got {weight})")
     if weight in (0.0, 1.0):
         return realism if weight else fidelity
-    same = (fidelity.token_space, fidelity.context, fidelity.grid_from) == (
-        realism.token_space,
-        realism.context,
-        realism.grid_from,
-    )
-    a, b = fidelity.network.state_dict(), realism.network.state_dict()
-    if not same or a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+    if not blendable(fidelity, realism):
         raise InputError(f"decoders {fidelity.name!r} and {realism.name!r} cannot be blended (different shapes)")
+    a, b = fidelity.network.state_dict(), realism.network.state_dict()
     key = (fidelity.token_space, fidelity.name, realism.name, round(weight, 4))
     with _lock:
         if key not in _blends:

@@ -11,7 +11,8 @@ fix a point of the realism path as a decoder of its own, then score it with
 
 With ``--onto``, BLEND is such a point, made as ``SHARE * OLD_BASE + (1 - SHARE) * R``, and
 the result is ``BLEND + SHARE * (NEW_BASE - OLD_BASE)`` = ``SHARE * NEW_BASE + (1 - SHARE) * R``:
-the same point moved onto a retrained fidelity decoder, without R's weights.
+the same point moved onto a retrained fidelity decoder, without R's weights
+(``vtcodec.decoders.carry_blend``; NEW_BASE may also be OLD_BASE grown by added blocks).
 """
 
 from __future__ import annotations
@@ -20,19 +21,8 @@ import argparse
 
 import vtcodec
 from vtcodec.decoder_files import save_decoder
-from vtcodec.decoders import Decoder, blend, blendable, load_decoder
-from vtcodec.models import build_model
-
-
-def moved_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: float) -> Decoder:
-    """``point + share * (new_base - old_base)``: a blend made on ``old_base``, carried onto ``new_base``."""
-    if not blendable(point, old_base, new_base):
-        raise SystemExit("the three decoders have different token spaces, contexts or shapes")
-    p, a, b = (d.network.state_dict() for d in (point, old_base, new_base))
-    moved = {k: p[k].float() + share * (b[k].float() - a[k].float()) if p[k].is_floating_point() else p[k] for k in p}
-    network = build_model(point.network.config)
-    network.load_state_dict(moved)
-    return Decoder(point.name, point.token_space, network.eval(), point.context, None, point.grid_from)
+from vtcodec.decoders import blend, carry_blend, load_decoder
+from vtcodec.errors import InputError
 
 
 def main() -> None:
@@ -46,13 +36,16 @@ def main() -> None:
     parser.add_argument("--onto", help="move the blend FIDELITY (made on base REALISM) onto this base")
     args = parser.parse_args()
     model = vtcodec.load_model()
-    fidelity, realism = load_decoder(model, args.fidelity), load_decoder(model, args.realism)
-    if args.onto:
-        mixed = moved_blend(fidelity, realism, load_decoder(model, args.onto), args.weight)
-        recipe = f"{fidelity.name} + {args.weight:g} x ({args.onto} - {realism.name})"
-    else:
-        mixed = blend(fidelity, realism, args.weight)
-        recipe = f"{1 - args.weight:g} x {fidelity.name} + {args.weight:g} x {realism.name}"
+    try:
+        fidelity, realism = load_decoder(model, args.fidelity), load_decoder(model, args.realism)
+        if args.onto:
+            mixed = carry_blend(fidelity, realism, load_decoder(model, args.onto), args.weight)
+            recipe = f"{fidelity.name} + {args.weight:g} x ({args.onto} - {realism.name})"
+        else:
+            mixed = blend(fidelity, realism, args.weight)
+            recipe = f"{1 - args.weight:g} x {fidelity.name} + {args.weight:g} x {realism.name}"
+    except InputError as exc:
+        raise SystemExit(f"error: {exc}") from None
     digest = save_decoder(
         mixed.network, args.name, model.model_id, args.out, mixed.context, mixed.grid_from, args.weights
     )

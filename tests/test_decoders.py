@@ -12,7 +12,7 @@ from vtcodec.codec import TokenImage, fit_bytes, read_tokens, tokenize
 from vtcodec.decoders import Decoder, load_decoder, receptive_radius, save_decoder
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import build_model
-from vtcodec.models.growth import grow_decoder, map_index
+from vtcodec.models.growth import grow_decoder, layer_keys, map_index
 from vtcodec.tiling import TileGrid
 
 from .conftest import TINY_CONFIG, assert_one_line_error, random_image
@@ -271,6 +271,57 @@ def test_growing_the_decoder_keeps_its_output(tiny_model, trained_looking, archi
             assert torch.equal(value, grown.state_dict()[name])
 
 
+def _perturbed(network, seed, scale=0.05):
+    torch.manual_seed(seed)
+    copy = build_model(network.config)
+    copy.load_state_dict(network.state_dict())
+    with torch.no_grad():
+        for p in copy.decoder.parameters():
+            p.add_(torch.randn_like(p) * scale)
+    return copy.eval()
+
+
+@pytest.mark.parametrize("growth", [None, {"decoder_attention": 1}, {"decoder_blocks": (1, 2, 1, 1)}])
+def test_carry_blend_moves_a_blend_onto_a_retrained_or_grown_base(tiny_model, trained_looking, growth):
+    old, realism = trained_looking, _perturbed(trained_looking, 3)
+    new = _perturbed(grow_decoder(old, **growth) if growth else old, 4)
+    grid_from = map_index(old, new, 3)
+    share = 0.65
+    point_net = build_model(old.config)
+    a, r = old.state_dict(), realism.state_dict()
+    point_net.load_state_dict({k: share * a[k] + (1 - share) * r[k] if a[k].is_floating_point() else a[k] for k in a})
+
+    def decoder(name, network, at=3):
+        return Decoder(name, tiny_model.model_id, network.eval(), "grid", grid_from=at)
+
+    point, old_base, new_base = decoder("point", point_net), decoder("old", old), decoder("new", new, grid_from)
+    moved = decoders.carry_blend(point, old_base, new_base, share)
+    assert moved.grid_from == grid_from and moved.name == "point"
+    b, m = new.state_dict(), moved.network.state_dict()
+    old_keys, new_keys = layer_keys(old.decoder), layer_keys(new.decoder)
+    added = {i for i, key in enumerate(new_keys) if key not in old_keys}
+    assert bool(added) == bool(growth)
+    for key, value in m.items():
+        parts = key.split(".")
+        if parts[0] == "decoder" and int(parts[1]) in added:
+            expected = b[key]  # only the new base has this block
+        else:
+            source = key
+            if parts[0] == "decoder":  # the same layer in the old network
+                source = ".".join(["decoder", str(old_keys.index(new_keys[int(parts[1])])), *parts[2:]])
+            expected = share * b[key] + (1 - share) * r[source] if value.is_floating_point() else b[key]
+        assert torch.allclose(value, expected, atol=1e-6), key
+    image, counts = _tokens(tiny_model, 70, 40)
+    assert moved.render(image.ids, counts, image.grid).shape == (40, 70, 3)
+
+
+def test_carry_blend_refuses_a_base_that_was_not_grown_by_added_blocks(tiny_model, trained_looking):
+    wider = _perturbed(grow_decoder(trained_looking, decoder_hidden=(12, 8, 16, 8)), 5)
+    base = Decoder("old", tiny_model.model_id, trained_looking, "grid", grid_from=3)
+    with pytest.raises(InputError, match="not grown"):
+        decoders.carry_blend(base, base, Decoder("new", tiny_model.model_id, wider, "grid", grid_from=3), 0.5)
+
+
 def test_a_decoder_cannot_shrink(trained_looking):
     with pytest.raises(ValueError, match="can only grow"):
         grow_decoder(trained_looking, decoder_hidden=(4, 8, 8, 8))
@@ -279,8 +330,8 @@ def test_a_decoder_cannot_shrink(trained_looking):
 
 
 def test_grown_decoder_file_keeps_its_architecture(tiny_model, trained_looking, tmp_path):
+    torch.manual_seed(2)  # the same fresh layers and noise whichever tests ran before
     grown = grow_decoder(trained_looking, decoder_blocks=(2, 1, 1, 2), decoder_attention=1).eval()
-    torch.manual_seed(2)  # the same noise whichever tests ran before
     with torch.no_grad():
         for p in grown.decoder.parameters():
             p.add_(torch.randn_like(p) * 0.05)  # the added layers no longer the identity

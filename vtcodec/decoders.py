@@ -26,6 +26,7 @@ from vtcodec import registry
 from vtcodec.decoder_files import (  # noqa: F401  (re-exported: the decoder API in one place)
     SCALE_PREFIX,
     WEIGHT_FORMATS,
+    architecture,
     parse_decoder,
     save_decoder,
     serialize_decoder,
@@ -33,6 +34,7 @@ from vtcodec.decoder_files import (  # noqa: F401  (re-exported: the decoder API
 from vtcodec.decoding import Decoder, receptive_radius  # noqa: F401
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, build_model
+from vtcodec.models.growth import grow_decoder, layer_keys, map_index
 from vtcodec.zoo import DECODER_PREFIXES, LoadedModel  # noqa: F401
 
 TILED = "tiled"
@@ -84,6 +86,48 @@ def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
             name = f"{fidelity.name}+{realism.name}@{weight:g}"
             _blends[key] = Decoder(name, fidelity.token_space, network, fidelity.context, None, fidelity.grid_from)
         return _blends[key]
+
+
+def carry_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: float) -> Decoder:
+    """``point + share * (new_base - old_base)``: a blend made on ``old_base``, carried onto ``new_base``.
+
+    ``point`` was made as ``share * old_base + (1 - share) * R``; the result is
+    ``share * new_base + (1 - share) * R`` without R's weights. If ``new_base`` was grown
+    from ``old_base`` by added blocks (``vtcodec.models.growth``), ``point`` and ``old_base``
+    are grown to its shape first and the added blocks are ``new_base``'s own.
+    """
+    if not blendable(point, old_base):
+        raise InputError(f"decoders {point.name!r} and {old_base.name!r} cannot be blended (different shapes)")
+    if (point.token_space, point.context) != (new_base.token_space, new_base.context):
+        raise InputError(f"decoder {new_base.name!r} has another token space or context")
+    p_net, a_net, b_net = point.network, old_base.network, new_base.network
+    grid_from, added = point.grid_from, set()
+    if architecture(p_net) != architecture(b_net):
+        if architecture(p_net)["decoder_hidden"] != architecture(b_net)["decoder_hidden"]:
+            raise InputError(f"decoder {new_base.name!r} was not grown from {old_base.name!r} by added blocks")
+        try:
+            grown_p, grown_a = (grow_decoder(n, **architecture(b_net)) for n in (p_net, a_net))
+        except ValueError as exc:
+            raise InputError(f"decoder {new_base.name!r} was not grown from {old_base.name!r}: {exc}") from None
+        old_keys = set(layer_keys(p_net.decoder))
+        added = {i for i, key in enumerate(layer_keys(grown_p.decoder)) if key not in old_keys}
+        grid_from = map_index(p_net, grown_p, point.grid_from)
+        p_net, a_net = grown_p, grown_a
+    p, a, b = (n.state_dict() for n in (p_net, a_net, b_net))
+    if p.keys() != b.keys() or any(p[k].shape != b[k].shape for k in p) or grid_from != new_base.grid_from:
+        raise InputError(f"decoder {new_base.name!r} was not grown from {old_base.name!r} by added blocks")
+
+    def carried(key: str) -> torch.Tensor:
+        if not p[key].is_floating_point():
+            return p[key]
+        parts = key.split(".")
+        if parts[0] == "decoder" and int(parts[1]) in added:
+            return b[key].float()  # a block only the new base has
+        return p[key].float() + share * (b[key].float() - a[key].float())
+
+    network = build_model(b_net.config)
+    network.load_state_dict({k: carried(k) for k in p})
+    return Decoder(point.name, point.token_space, network.eval(), point.context, None, grid_from)
 
 
 def choose(model: LoadedModel, name: str | Path | None = None, realism: float | None = None) -> Decoder:

@@ -102,11 +102,12 @@ def carry_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: flo
         raise InputError(f"decoder {new_base.name!r} has another token space or context")
     p_net, a_net, b_net = point.network, old_base.network, new_base.network
     grid_from, added = point.grid_from, set()
-    if architecture(p_net) != architecture(b_net):
-        if architecture(p_net)["decoder_hidden"] != architecture(b_net)["decoder_hidden"]:
+    old_shape, new_shape = architecture(p_net), architecture(b_net)
+    if old_shape != new_shape:
+        if old_shape["decoder_hidden"] != new_shape["decoder_hidden"]:
             raise InputError(f"decoder {new_base.name!r} was not grown from {old_base.name!r} by added blocks")
         try:
-            grown_p, grown_a = (grow_decoder(n, **architecture(b_net)) for n in (p_net, a_net))
+            grown_p, grown_a = (grow_decoder(n, **new_shape) for n in (p_net, a_net))
         except ValueError as exc:
             raise InputError(f"decoder {new_base.name!r} was not grown from {old_base.name!r}: {exc}") from None
         old_keys = set(layer_keys(p_net.decoder))

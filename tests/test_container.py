@@ -95,11 +95,14 @@ def test_counts_above_model_limit_are_rejected():
 
 
 def test_declared_size_is_checked_against_the_pixel_limit(monkeypatch):
-    from PIL import Image
+    import vtcodec
 
     big = make([1] * 64, width=1 << 20, height=1 << 20, tile=131072)
-    with pytest.raises(FormatError, match="refusing"):
+    with pytest.raises(FormatError, match="refusing to decode: 1048576x1048576 is more than 67108864 pixels"):
         unpack(big)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    monkeypatch.setattr(vtcodec, "MAX_PIXELS", None)
     header, _ = unpack(big)
     assert header.width == 1 << 20
+    monkeypatch.setattr(vtcodec, "MAX_PIXELS", 1000)
+    with pytest.raises(FormatError, match="more than 1000 pixels"):
+        unpack(make([1] * 6, width=48, height=32, tile=16))

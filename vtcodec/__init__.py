@@ -17,6 +17,7 @@ from vtcodec.codec import (
     tokenize,
     truncate,
 )
+from vtcodec.container import DEFAULT_MAX_PIXELS
 from vtcodec.decoders import decoder_names, load_decoder
 from vtcodec.errors import (
     FormatError,
@@ -31,8 +32,11 @@ from vtcodec.zoo import load_model, register_model_path
 
 __version__ = "0.4.0"  # the one place; pyproject.toml reads it
 
+MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS  # images above this are refused (encode and decode); None: no limit
+
 __all__ = [
     "DEFAULT_TOKENS",
+    "MAX_PIXELS",
     "EncodeResult",
     "FormatError",
     "InputError",

@@ -22,7 +22,7 @@ import torch
 from vtcodec import codec, container
 from vtcodec.decoders import choose
 from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
-from vtcodec.fileio import read_input, write_atomic
+from vtcodec.fileio import make_parent, read_input, write_atomic
 from vtcodec.imageio import Prepared, check_options, image_file_bytes, open_prepared, with_extras
 from vtcodec.jobs import (  # noqa: F401  (re-exported: the batch API in one place)
     VTK_SUFFIX,
@@ -82,8 +82,11 @@ class _Writes:
             seconds = round(time.perf_counter() - started, 4)
             self.run.record(job, "ok", bytes=future.result(), **fields, seconds=seconds, bytes_in=bytes_in)
 
-        job.output.parent.mkdir(parents=True, exist_ok=True)
-        future = self.pool.submit(write)
+        def make_and_write() -> int:
+            make_parent(job.output)
+            return write()
+
+        future = self.pool.submit(make_and_write)
         future.add_done_callback(done)
         self.futures.append(future)
 

@@ -191,6 +191,9 @@ def encode(
     pixels = prepared.pixels
     chunks = to_chunks(prepared.extras)
     height, width = pixels.shape[:2]
+    refused = container.too_many_pixels(width, height)
+    if refused is not None:
+        raise InputError(f"refused, too many pixels: {refused}")
     grid = TileGrid(width, height, loaded.config.tile_size)
     if max_bytes is None and bpp is None and psnr is None:  # check the counts before running the network
         if tokens is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import struct
+import sys
 import zlib
 from dataclasses import dataclass
 
@@ -62,15 +63,26 @@ def check_tag(tag: bytes) -> None:
         raise ValueError(f"a chunk tag is 4 ASCII letters or spaces, starting with a letter; got {tag!r}")
 
 
+DEFAULT_MAX_PIXELS = 1 << 26  # 67.1 million, 8192 x 8192: about a minute of decoding on 2 CPU cores
+
+
 def pixel_limit() -> int | None:
-    """Largest image a file may declare: twice Pillow's ``Image.MAX_IMAGE_PIXELS`` (its bomb limit).
+    """The largest image vtcodec encodes or decodes: ``vtcodec.MAX_PIXELS`` (None: no limit).
 
-    Set ``PIL.Image.MAX_IMAGE_PIXELS = None`` to lift it, as for Pillow itself.
+    Like Pillow's ``Image.MAX_IMAGE_PIXELS``: a file that declares more pixels is refused before
+    anything is allocated, since a few bytes can declare a picture that takes minutes and
+    gigabytes to render. The CLI's ``--max-pixels`` sets it.
     """
-    from PIL import Image
+    package = sys.modules.get("vtcodec")
+    return getattr(package, "MAX_PIXELS", DEFAULT_MAX_PIXELS)
 
-    limit = Image.MAX_IMAGE_PIXELS
-    return None if limit is None else 2 * int(limit)
+
+def too_many_pixels(width: int, height: int) -> str | None:
+    """Why an image of ``width x height`` is refused under :func:`pixel_limit`, or None."""
+    limit = pixel_limit()
+    if limit is None or width * height <= limit:
+        return None
+    return f"{width}x{height} is more than {limit} pixels (raise the limit with --max-pixels or vtcodec.MAX_PIXELS)"
 
 
 @dataclass(frozen=True)
@@ -234,9 +246,9 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     tile_size = reader.varint(MAX_SIDE // 16) * 16
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and tile_size > 0):
         raise FormatError("corrupt file: bad image or tile size")
-    limit = pixel_limit()
-    if limit is not None and width * height > limit:
-        raise FormatError(f"refusing to decode {width}x{height}: more than {limit} pixels (Pillow's bomb limit)")
+    refused = too_many_pixels(width, height)
+    if refused is not None:
+        raise FormatError(f"refusing to decode: {refused}")
     tiles = TileGrid(width, height, tile_size).count
     if flags & FLAG_UNIFORM_COUNTS:
         counts = np.full(tiles, reader.varint(MAX_TOKENS), dtype=np.int64)

@@ -23,9 +23,9 @@ from safetensors.torch import save as save_torch
 
 from vtcodec.decoding import CONTEXTS, Decoder, receptive_radius
 from vtcodec.errors import InputError, UnknownModelError
-from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
+from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.models.tokenizer import DECODER_ARCHITECTURE
-from vtcodec.zoo import DECODER_PREFIXES, LoadedModel
+from vtcodec.zoo import DECODER_PREFIXES, LoadedModel, check_tensors
 
 DECODER_KEY = "vtcodec.decoder"
 WEIGHT_FORMATS = ("fp16", "int8")  # how a decoder file stores its tensors (serialize_decoder)
@@ -135,6 +135,9 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
         if meta.get("weights", "fp16") not in WEIGHT_FORMATS:
             raise ValueError(f"unknown weight format {meta['weights']!r}")
         config = _decoder_config(model, meta.get("architecture", {}))
+        # Names and shapes against the declared architecture before anything is built or dequantized.
+        declared = {k: v for k, v in declared_shapes(config).items() if k.startswith(DECODER_PREFIXES)}
+        check_tensors(declared, {k: v for k, v in tensors.items() if not k.startswith(SCALE_PREFIX)})
         tensors = _dequantize(tensors, meta.get("weights", "fp16"))
     except (SafetensorError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
@@ -147,12 +150,6 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
     except ValueError as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
     state = {k: v for k, v in model.model.state_dict().items() if not k.startswith(DECODER_PREFIXES)}
-    state.update({k: v for k, v in network.state_dict().items() if k.startswith(DECODER_PREFIXES)})
-    unknown = [k for k in tensors if k not in state or not k.startswith(DECODER_PREFIXES)]
-    missing = [k for k in state if k.startswith(DECODER_PREFIXES) and k not in tensors]
-    if unknown or missing:
-        wrong = f"unknown tensors {unknown[:3]}" if unknown else f"missing tensors {missing[:3]}"
-        raise InputError(f"{where}: not a valid vtcodec decoder file ({wrong})")
     state.update(tensors)
     try:
         network.load_state_dict(state)

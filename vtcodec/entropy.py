@@ -176,10 +176,18 @@ def decode_stream(
     try:
         if coder == Coder.CONTEXT:
             ids = decode_context(data, counts, context)
+            canonical = encode_context(ids, counts, context)
         else:
             ids = decode_range(data, counts, prior)
+            canonical = encode_range(ids, counts, prior)
     except (ValueError, RuntimeError, AssertionError) as exc:
         raise FormatError(f"corrupt file: range decoding failed ({exc})") from None
     if ids.size and ids.max() >= prior.codebook_size:
         raise FormatError("corrupt file: token out of range")
+    # The range decoder reads zeros past the end of its data, so a payload cut short (or with bytes
+    # appended) would still give tokens. A payload is valid only if it is exactly what coding those
+    # tokens writes: the one canonical stream, which is what every encoder writes.
+    if canonical != data:
+        why = "shorter than its token counts need" if len(data) < len(canonical) else "not the coding of its tokens"
+        raise FormatError(f"corrupt file: payload {why}")
     return ids

@@ -23,3 +23,7 @@ class OutputExistsError(VtcodecError):
 
 class VtcodecWarning(UserWarning):
     """Something was done differently from what was asked, and the user should know (one line)."""
+
+
+class LibraryWarning(UserWarning):
+    """What a library (Pillow, libtiff) said while vtcodec read a file; the CLI shows it with ``--verbose``."""

@@ -45,6 +45,8 @@ def write_atomic(path: Path, data: bytes, force: bool = False) -> None:
         raise InputError(f"{path}: output folder does not exist") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:  # a read-only file system, a full disk, a path through a file, ...
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -59,5 +61,13 @@ def write_atomic(path: Path, data: bytes, force: bool = False) -> None:
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise InputError(f"{path}: cannot write ({exc.strerror})") from None
+            raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
+
+
+def make_parent(path: Path) -> None:
+    """Create the folder ``path`` goes into, or raise :class:`InputError` with a one-line reason."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create its folder ({exc.strerror or exc})") from None

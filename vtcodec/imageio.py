@@ -25,14 +25,20 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
+import tempfile
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vtcodec.errors import InputError, VtcodecError, VtcodecWarning
+from vtcodec.container import too_many_pixels
+from vtcodec.errors import InputError, LibraryWarning, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_readable
 from vtcodec.metadata import (
     DEFAULT_METADATA,
@@ -214,10 +220,47 @@ def open_image(path: str | Path) -> Image.Image:
     return _read(Path(path), None, to_rgb, warn_frames=False)
 
 
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _libtiff_messages(path: Path) -> Iterator[None]:
+    """While a TIFF is read, what libtiff prints on the process's stderr becomes one :class:`LibraryWarning`.
+
+    libtiff writes its warnings and errors straight to file descriptor 2, past Python, so a bad
+    TIFF would spill dozens of lines before vtcodec's one-line error. Other formats pass untouched.
+    """
+    try:
+        with path.open("rb") as fh:
+            is_tiff = fh.read(4) in _TIFF_MAGIC
+    except OSError:
+        is_tiff = False
+    if not is_tiff:
+        yield
+        return
+    with _stderr_lock, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read().decode("utf-8", "replace").strip()
+            if said:
+                warnings.warn(f"{path}: libtiff: {' / '.join(said.splitlines())}", LibraryWarning, stacklevel=3)
+
+
 def _read(path: Path, frame: int | None, convert, warn_frames: bool = True):
     check_readable(path)
     try:
-        with Image.open(path) as img:
+        with _libtiff_messages(path), Image.open(path) as img:
+            refused = too_many_pixels(*img.size)
+            if refused is not None:
+                raise InputError(f"refused, too many pixels: {refused}")
             frames = getattr(img, "n_frames", 1)
             if frame is not None:
                 if not 0 <= frame < frames:

@@ -121,7 +121,13 @@ class Run:
         self.summary = Summary()
         self.start = time.perf_counter()
         self.bar = tqdm(total=len(jobs), unit=unit, disable=quiet, dynamic_ncols=True, file=None)
-        self.manifest = manifest.open("a", encoding="utf-8") if manifest else None
+        self.manifest_path = manifest
+        self.manifest = None
+        if manifest is not None:
+            try:
+                self.manifest = manifest.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise InputError(f"{manifest}: cannot write the manifest ({exc.strerror or exc})") from None
         self.lock = threading.Lock()
 
     def skip_finished(self, jobs: list[Job], finished: Callable[[Path], bool]) -> list[Job]:
@@ -151,16 +157,33 @@ class Run:
         self.summary.bytes_out += int(fields.get("bytes", 0) or 0)
         if self.manifest:
             line = {"source": str(job.source), "output": str(job.output), "status": status, **fields}
-            self.manifest.write(json.dumps(line) + "\n")
-            self.manifest.flush()
+            try:
+                self.manifest.write(json.dumps(line) + "\n")
+                self.manifest.flush()
+            except OSError as exc:
+                self._manifest_failed(exc)
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         self.bar.set_postfix_str(f"{self.summary.bytes_in / elapsed / 1e6:.2f} MB/s in", refresh=False)
         self.bar.update(1)
 
+    def _manifest_failed(self, exc: OSError) -> None:
+        """The manifest cannot be written: say so once, stop writing it, and fail the run at its end."""
+        message = f"{self.manifest_path}: cannot write the manifest ({exc.strerror or exc}); its lines stop here"
+        self.summary.failed.append((self.manifest_path, message))
+        self.bar.write(f"vtcodec: error: {message}")
+        manifest, self.manifest = self.manifest, None
+        try:
+            manifest.close()
+        except OSError:
+            pass  # what could not be flushed is lost; the error above says so
+
     def close(self) -> Summary:
-        self.bar.close()
         if self.manifest:
-            self.manifest.close()
+            try:
+                self.manifest.close()
+            except OSError as exc:
+                self._manifest_failed(exc)
+        self.bar.close()
         self.summary.seconds = time.perf_counter() - self.start
         return self.summary
 

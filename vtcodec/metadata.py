@@ -118,14 +118,25 @@ def _pack_alpha(alpha: np.ndarray) -> bytes:
 def _unpack_alpha(data: bytes, width: int, height: int) -> np.ndarray:
     if len(data) < 2 or data[0] not in (_FILTER_NONE, _FILTER_LEFT, _FILTER_UP) or not 1 <= data[1] <= 255:
         raise FormatError("corrupt file: bad alpha chunk")
-    levels = np.frombuffer(_inflate(data[2:], width * height, width * height, "alpha"), dtype=np.uint8)
-    levels = levels.reshape(height, width)
-    if data[0] != _FILTER_NONE:  # a running sum mod 256 undoes the filter
-        levels = np.cumsum(levels, axis=1 if data[0] == _FILTER_LEFT else 0, dtype=np.uint64).astype(np.uint8)
+    levels = bytearray(_inflate(data[2:], width * height, width * height, "alpha"))  # the plane, once
+    plane = np.frombuffer(levels, dtype=np.uint8).reshape(height, width)
+    if data[0] != _FILTER_NONE:  # a running sum mod 256 undoes the filter, in place (uint8 wraps)
+        np.cumsum(plane, axis=1 if data[0] == _FILTER_LEFT else 0, dtype=np.uint8, out=plane)
     step = data[1]
-    if levels.size and int(levels.max()) * step > 255:
+    if plane.size and int(plane.max()) * step > 255:
         raise FormatError("corrupt file: alpha out of range")
-    return levels * np.uint8(step)
+    plane *= np.uint8(step)
+    return plane
+
+
+def item_sizes(chunks: Iterable[tuple[bytes, bytes]], width: int, height: int) -> dict[str, int]:
+    """What :meth:`Extras.items` gives for these chunks; the metadata items are checked, the alpha
+    plane is not inflated (its size is the image's)."""
+    kept = [(tag, data) for tag, data in chunks if tag != ALPHA]
+    sizes = from_chunks(kept, width, height).items()
+    if any(tag == ALPHA for tag, _ in chunks):
+        sizes["alpha"] = width * height
+    return sizes
 
 
 def to_chunks(extras: Extras) -> tuple[tuple[bytes, bytes], ...]:

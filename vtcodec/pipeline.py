@@ -34,14 +34,38 @@ class TokenImage:
     ids: np.ndarray  # (tiles, K) int64
 
 
+ENCODE_SHAPE = 8  # tiles per forward pass of the encoder, always: the same tile gives the same tokens
+
+
+def encode_tiles(model: LoadedModel, tiles: torch.Tensor) -> torch.Tensor:
+    """Token ids (N, K) of tiles (N, 3, T, T), on the CPU.
+
+    The encoder always runs on passes of exactly ``ENCODE_SHAPE`` tiles in channels-last memory
+    (the last pass padded), because convolution kernels choose their algorithm by shape and
+    memory layout, and another algorithm can round a value to the other side of an FSQ step
+    (tiles cut from an HWC image arrive channels-last, a concatenation is NCHW). With one shape
+    and one layout, a tile's tokens do not depend on the batch size, the other images of a
+    batch, or single or batch mode. Channels-last is also 10-20 % faster here than NCHW.
+    """
+    out = []
+    for start in range(0, len(tiles), ENCODE_SHAPE):
+        part = tiles[start : start + ENCODE_SHAPE]
+        if len(part) < ENCODE_SHAPE:
+            part = torch.cat([part, part.new_zeros((ENCODE_SHAPE - len(part), *part.shape[1:]))])
+        part = part.contiguous(memory_format=torch.channels_last)
+        with model.autocast():
+            ids = model.model.encode(part.to(model.device, non_blocking=True))
+        out.append(ids[: min(ENCODE_SHAPE, len(tiles) - start)].cpu())
+    return torch.cat(out) if out else torch.zeros((0, model.config.max_tokens), dtype=torch.int64)
+
+
 def tokenize_pixels(pixels: np.ndarray, model: LoadedModel) -> TokenImage:
     """Run the tokenizer over every tile of uint8 (H, W, 3) pixels and return all K tokens of each."""
     height, width = pixels.shape[:2]
     if width < 1 or height < 1:
         raise InputError("image has no pixels")
     grid = TileGrid(width, height, model.config.tile_size)
-    with model.autocast():
-        chunks = [model.model.encode(b.to(model.device)).cpu() for b in iter_tile_batches(pixels, grid, TILE_BATCH)]
+    chunks = [encode_tiles(model, b) for b in iter_tile_batches(pixels, grid, TILE_BATCH)]
     return TokenImage(grid, torch.cat(chunks).numpy().astype(np.int64))
 
 
@@ -119,8 +143,7 @@ class TileEncoder:
         tiles = torch.cat([t for _, _, t in self._queue])
         if self.model.device.type == "cuda":
             tiles = tiles.pin_memory()
-        with self.model.autocast():
-            ids = self.model.model.encode(tiles.to(self.model.device, non_blocking=True)).cpu()
+        ids = encode_tiles(self.model, tiles)
         offset = 0
         for key, first, part in self._queue:
             grid, parts = self._parts[key]

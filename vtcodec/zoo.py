@@ -32,7 +32,7 @@ from vtcodec import registry
 from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.errors import InputError, UnknownModelError
-from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
+from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.prior import TokenPrior
 
 PRIOR_KEY = "prior.freqs"
@@ -131,6 +131,20 @@ def serialize_model(
     return save_torch(tensors, metadata=metadata)
 
 
+def check_tensors(
+    declared: dict[str, tuple[int, ...]], tensors: dict[str, np.ndarray], optional: tuple[str, ...] = ()
+) -> None:
+    """``ValueError`` unless ``tensors`` are the ``declared`` names and shapes (names starting with
+    ``optional`` may be absent); run before any network is built."""
+    unknown = [k for k in tensors if k not in declared]
+    missing = [k for k in declared if k not in tensors and not k.startswith(optional)]
+    wrong = [k for k in tensors if k in declared and tuple(tensors[k].shape) != declared[k]]
+    if unknown or missing or wrong:
+        what = f"unknown tensors {unknown[:3]}" if unknown else f"missing tensors {missing[:3]}" if missing else ""
+        what = what or f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, declared {declared[wrong[0]]}"
+        raise ValueError(f"tensors do not fit the declared architecture: {what}")
+
+
 def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
     """Build a model from the bytes of a model file; raise :class:`InputError` if it is not one."""
     where = str(path) if path else "model"
@@ -143,9 +157,11 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         tables = []
         while CONTEXT_KEY.format(len(tables)) in tensors:
             tables.append(tensors.pop(CONTEXT_KEY.format(len(tables))).astype(np.int64))
+        has_decoder = any(k.startswith(DECODER_PREFIXES) for k in tensors)
+        declared = declared_shapes(config)
+        check_tensors(declared, tensors, () if has_decoder else DECODER_PREFIXES)
         model = build_model(config)
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
-        has_decoder = any(k.startswith(DECODER_PREFIXES) for k in state)
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
         if len(model_id) != MODEL_ID_BYTES:
             raise ValueError(f"model id of {len(model_id)} bytes")

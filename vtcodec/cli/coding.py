@@ -20,18 +20,20 @@ from vtcodec.cli.common import (
     ModelDirOption,
     ModelOption,
     QuietOption,
+    VerboseOption,
     add_model_dirs,
     app,
     batch_output_dir,
     is_batch,
     report,
     set_pixel_limit,
+    set_verbose,
 )
 from vtcodec.decoders import decoder_names
 from vtcodec.errors import UnknownModelError
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
-from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, from_chunks
+from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, item_sizes
 from vtcodec.zoo import LoadedModel, find_model, load_model, resolve_device
 
 MetadataOption = Annotated[
@@ -76,6 +78,7 @@ def encode(
     jobs: JobsOption = 2,
     manifest: ManifestOption = None,
     quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     max_pixels: MaxPixelsOption = None,
     keep_metadata: MetadataOption = DEFAULT_METADATA,
     alpha: AlphaOption = "keep",
@@ -88,6 +91,7 @@ def encode(
     rerun resumes), and a failure on one file does not stop the others.
     """
     set_pixel_limit(max_pixels)
+    set_verbose(verbose)
     loaded = load_model(model, device)
     if is_batch(images, output, manifest):
         rank, world = batch.shard()
@@ -178,10 +182,12 @@ def decode(
     jobs: JobsOption = 2,
     manifest: ManifestOption = None,
     quiet: QuietOption = False,
+    verbose: VerboseOption = False,
     max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Decompress .vtk files into images (format from the output suffix)."""
     set_pixel_limit(max_pixels)
+    set_verbose(verbose)
     add_model_dirs(model_dir)
     target = resolve_device(device)
     if is_batch(files, output, manifest):
@@ -273,9 +279,9 @@ ITEM_NAMES = {"icc": "colour profile", "exif": "EXIF", "xmp": "XMP", "alpha": "a
 
 
 def _chunk_records(header: container.Header) -> list[dict]:
-    """Each chunk: its tag, what it holds, its bytes in the file and its size decoded (checked, as on decode)."""
-    extras = from_chunks(header.chunks, header.width, header.height)
-    sizes = extras.items()
+    """Each chunk: its tag, what it holds, its bytes in the file and its size decoded (metadata checked as on
+    decode; the alpha plane is not inflated)."""
+    sizes = item_sizes(header.chunks, header.width, header.height)
     kinds = {v: k for k, v in {**METADATA_KINDS, "alpha": ALPHA}.items()}
     records = []
     for tag, data in header.chunks:

@@ -50,6 +50,9 @@ ManifestOption = Annotated[
     Optional[Path], typer.Option("--manifest", help="Append one JSON line per file (many inputs).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Also print what libraries (Pillow, libtiff) warned about.")
+]
 MinutesOption = Annotated[float, typer.Option("--minutes", min=0.0, help="Wall-time budget of the run.")]
 StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Also stop after N steps in all.")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from RUN/last.ckpt.")]
@@ -57,7 +60,7 @@ ExportOnlyOption = Annotated[bool, typer.Option("--export-only", help="No traini
 MaxPixelsOption = Annotated[
     Optional[int],
     typer.Option(
-        "--max-pixels", min=0, help="Refuse images (and .vtk files) larger than this; 0: no limit [default: Pillow's]."
+        "--max-pixels", min=0, help="Refuse images and .vtk files of more pixels [default: 67108864]; 0: no limit."
     ),
 ]
 
@@ -85,11 +88,14 @@ def add_model_dirs(folders: Optional[list[Path]]) -> None:
 
 
 def set_pixel_limit(max_pixels: Optional[int]) -> None:
-    """Pillow refuses images above 2 x MAX_IMAGE_PIXELS, and so does the .vtk parser."""
+    """``--max-pixels``: vtcodec's limit (``vtcodec.MAX_PIXELS``), and Pillow's bomb check no stricter."""
     if max_pixels is not None:
         from PIL import Image
 
-        Image.MAX_IMAGE_PIXELS = None if max_pixels == 0 else max(1, max_pixels // 2)
+        import vtcodec
+
+        vtcodec.MAX_PIXELS = None if max_pixels == 0 else max_pixels
+        Image.MAX_IMAGE_PIXELS = None if max_pixels == 0 else max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
 
 
 def is_batch(inputs: list[str], output: Optional[Path], manifest: Optional[Path]) -> bool:
@@ -121,37 +127,62 @@ def report(summary: batch.Summary, rank: int, world: int) -> None:
         raise typer.Exit(1)
 
 
+_library_warnings: list[str] = []  # what libraries said during the command; printed with --verbose
+_verbose = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """``--verbose``: also print what libraries (Pillow, libtiff) warned about."""
+    global _verbose
+    _verbose = verbose
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """vtcodec's own warnings as one line on stderr; others as Python prints them."""
+    """vtcodec's own warnings as one line on stderr; libraries' are kept for ``--verbose``."""
     if issubclass(category, VtcodecWarning):
         print(f"vtcodec: warning: {message}", file=sys.stderr)
     else:
-        _python_show_warning(message, category, filename, lineno, file, line)
+        _library_warnings.append(f"{category.__name__}: {' '.join(str(message).split())}")
+
+
+def _print_library_warnings() -> None:
+    if _verbose:
+        for text in _library_warnings:
+            print(f"vtcodec: library warning: {text}", file=sys.stderr)
+    _library_warnings.clear()
 
 
 def main() -> None:
     """Console entry point: errors become one line on stderr and a non-zero exit code."""
     warnings.showwarning = _show_warning
+    set_verbose(False)
+    _library_warnings.clear()
+    try:
+        result = _run_app()
+    finally:
+        _print_library_warnings()
+    sys.exit(result)
+
+
+def _run_app() -> int:
+    """Run the command; every error becomes one line on stderr and an exit code."""
     try:
         result = app(standalone_mode=False)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except typer.TyperException as exc:  # usage errors: bad options and arguments
         if type(exc).__name__ == "NoArgsIsHelpError":
             print(exc.format_message(), file=sys.stderr)
         else:
             print(f"vtcodec: error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(2)
-    except typer.Abort:
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
         print("vtcodec: interrupted", file=sys.stderr)
-        sys.exit(130)
+        return 130
     except FormatError as exc:
         print(f"vtcodec: error: {exc}", file=sys.stderr)
-        sys.exit(3)
+        return 3
     except VtcodecError as exc:
         print(f"vtcodec: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("vtcodec: interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(result if isinstance(result, int) else 0)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -14,7 +14,9 @@ from vtcodec.cli.common import (
     QuietOption,
     ResumeOption,
     StepsOption,
+    VerboseOption,
     app,
+    set_verbose,
 )
 from vtcodec.zoo import load_model
 
@@ -77,6 +79,7 @@ def tokens_command(
     force: Annotated[bool, typer.Option("--force", "-f", help="Rewrite complete shards too.")] = False,
     model: ModelOption = None,
     quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Export tokens for ML training: WebDataset-style tar shards of .npy tokens and .json metadata.
 
@@ -84,6 +87,7 @@ def tokens_command(
     """
     from vtcodec import token_shards
 
+    set_verbose(verbose)
     loaded = load_model(model) if model else None
     summary = token_shards.export_shards(
         inputs,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from vtcodec.models.tokenizer import ConvTokenizer, TokenizerConfig
@@ -22,4 +24,36 @@ def build_model(config: TokenizerConfig) -> ConvTokenizer:
     return factory(config)
 
 
-__all__ = ["ARCHITECTURES", "ConvTokenizer", "TokenizerConfig", "build_model"]
+MAX_PARAMETERS = 100_000_000  # any network a model or decoder file declares (the shipped ones: under 15 M)
+_MAX_CHANNELS, _MAX_STAGES, _MAX_BLOCKS, _MAX_TILE = 4096, 8, 64, 1024
+
+
+def declared_shapes(config: TokenizerConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor name and shape of the network ``config`` declares, found without allocating it.
+
+    The network is built on PyTorch's ``meta`` device, after its hyper-parameters pass coarse
+    bounds; ``ValueError`` if they do not, or if it would have more than ``MAX_PARAMETERS``
+    parameters. Files are checked against this before any real network is built, so a small
+    file cannot make vtcodec allocate a large one.
+    """
+    blocks = [config.blocks_per_stage, config.encoder_blocks or 0, config.decoder_attention]
+    blocks += list(config.decoder_blocks) if isinstance(config.decoder_blocks, tuple) else [config.decoder_blocks or 0]
+    widths = [*config.channels, config.grid_channels, *(config.decoder_hidden or ())]
+    if not (
+        1 <= len(config.channels) <= _MAX_STAGES
+        and all(isinstance(w, int) and 1 <= w <= _MAX_CHANNELS for w in widths)
+        and all(isinstance(b, int) and 0 <= b <= _MAX_BLOCKS for b in blocks)
+        and 16 <= config.tile_size <= _MAX_TILE
+        and 0 <= config.fine_groups <= _MAX_BLOCKS
+    ):
+        raise ValueError("hyper-parameters out of range")
+    with torch.device("meta"):
+        network = build_model(config)
+    shapes = {name: tuple(t.shape) for name, t in network.state_dict().items()}
+    count = sum(math.prod(shape) for shape in shapes.values())
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"{count} parameters, more than {MAX_PARAMETERS}")
+    return shapes
+
+
+__all__ = ["ARCHITECTURES", "MAX_PARAMETERS", "ConvTokenizer", "TokenizerConfig", "build_model", "declared_shapes"]

@@ -63,6 +63,10 @@ class DecoderTrainConfig:
     # decoder_hidden, decoder_attention. Layers it adds learn at lr * fresh_lr_scale.
     architecture: dict | None = None
     fresh_lr_scale: float = 1.0
+    # Joint fine-tuning: the encoder learns too (at lr * encoder_lr_scale), so the tokens change and the
+    # run exports a new token space (RUN/model.safetensors, priors refitted) with the decoder file for it.
+    train_encoder: bool = False
+    encoder_lr_scale: float = 1.0
     # Loss: "mse", or "perceptual": mse_weight * MSE + lpips_weight * ST-LPIPS (vtcodec.perceptual, weights
     # from --perceptual-weights) + spectral_weight * the L1 distance of
     # amplitude spectra + lattice_weight * the L1 distance of the lattice_period-periodic patterns of

@@ -25,7 +25,7 @@ from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
 from vtcodec.seams import lattice_share, seam_ratio
 from vtcodec.training.config import DecoderTrainConfig
-from vtcodec.training.export import save_checkpoint
+from vtcodec.training.export import load_checkpoint, save_checkpoint
 from vtcodec.training.loop import RunLog, TimedCheckpoints, random_streams, restore_streams, should_stop
 from vtcodec.training.losses import psnr
 from vtcodec.training.perceptual_terms import PerceptualTerms
@@ -47,11 +47,11 @@ def split_tiles(crops: torch.Tensor, tile: int) -> torch.Tensor:
     return tiles.reshape(b, rows * cols, c, tile, tile)
 
 
-def tokenize_crops(model: ConvTokenizer, crops: torch.Tensor) -> torch.Tensor:
-    """(B, 3, R * T, C * T) -> quantized codes (B, R * C, K, D) from the frozen encoder."""
+def tokenize_crops(model: ConvTokenizer, crops: torch.Tensor, grad: bool = False) -> torch.Tensor:
+    """(B, 3, R * T, C * T) -> quantized codes (B, R * C, K, D); with ``grad``, straight through the rounding."""
     tiles = split_tiles(crops, model.tile_size)
     b, n = tiles.shape[:2]
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         codes, _ = model.quantizer(model._latent(tiles.flatten(0, 1)))
     return codes.view(b, n, *codes.shape[1:])
 
@@ -125,7 +125,7 @@ def _network(
     if cfg.loss not in ("mse", "perceptual"):
         raise InputError(f"unknown decoder loss {cfg.loss!r} (mse or perceptual)")
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt_path)
         if state.get("token_space") != source_id:
             raise InputError(f"{ckpt_path}: a decoder run for model {state.get('token_space')}, not {init_weights}")
         cfg = replace(DecoderTrainConfig(**state["train_config"]), minutes=cfg.minutes, max_steps=cfg.max_steps)
@@ -139,17 +139,22 @@ def _network(
 def _optimizer(
     model: ConvTokenizer, fresh: set[str], cfg: DecoderTrainConfig
 ) -> tuple[torch.optim.Optimizer, list[float], list[torch.nn.Parameter]]:
-    """AdamW over the decoder's parameters only (fresh ones at ``fresh_lr_scale``), their lr scales, the parameters."""
+    """AdamW over the decoder's parameters (fresh ones at ``fresh_lr_scale``), and over the encoder's at
+    ``encoder_lr_scale`` when ``train_encoder``; returns it, its groups' lr scales and the parameters."""
     for p in model.parameters():
         p.requires_grad_(False)
     params = decoder_parameters(model)
-    for p in params:
+    decoder_ids = {id(p) for p in params}
+    encoder = [p for p in model.parameters() if id(p) not in decoder_ids] if cfg.train_encoder else []
+    for p in params + encoder:
         p.requires_grad_(True)
     names = {id(p): n for n, p in model.named_parameters()}
     groups = [
         {"params": [p for p in params if names[id(p)] not in fresh], "lr_scale": 1.0},
         {"params": [p for p in params if names[id(p)] in fresh], "lr_scale": cfg.fresh_lr_scale},
+        {"params": encoder, "lr_scale": cfg.encoder_lr_scale},
     ]
+    params = params + encoder
     groups = [g for g in groups if g["params"]]
     lr_scales = [g.pop("lr_scale") for g in groups]
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay), lr_scales, params
@@ -251,7 +256,7 @@ def train_decoder(
         t0 = time.time()
         # Crops are square; a crop of rows x cols tiles is its top-left part.
         crops = sampler.sample(cfg.batch_size)[:, :, : cfg.rows * tile, : cfg.cols * tile].to(device)
-        codes = tokenize_crops(model, crops)
+        codes = tokenize_crops(model, crops, grad=cfg.train_encoder)
         lengths = tile_lengths(cfg.batch_size, cfg.rows * cfg.cols, model.max_tokens, cfg, gen).to(device)
         for group, scale in zip(opt.param_groups, lr_scales, strict=True):
             group["lr"] = learning_rate(cfg, step, elapsed) * scale

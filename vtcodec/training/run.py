@@ -9,7 +9,7 @@ from vtcodec.errors import InputError
 from vtcodec.models import build_model
 from vtcodec.training.config import decoder_settings, tokenizer_settings
 from vtcodec.training.decoder import train_decoder
-from vtcodec.training.export import checkpoint_network, export_decoder, export_model
+from vtcodec.training.export import checkpoint_network, checkpoint_settings, export_decoder, export_model
 from vtcodec.training.tokenizer import train
 
 
@@ -70,6 +70,8 @@ def run_decoder(
 ) -> tuple[Path, str]:
     """Train (or resume, or only export) a decoder of ``init``'s token space; write RUN/decoder.safetensors.
 
+    A joint run (``train_encoder`` in the config) makes a new token space: it also writes
+    RUN/model.safetensors, with priors fitted on ``data``, and the decoder file serves that model.
     Returns the decoder file and its SHA-256.
     """
     from vtcodec.decoder_files import WEIGHT_FORMATS
@@ -85,4 +87,7 @@ def run_decoder(
     elif not ckpt.exists():
         raise InputError(f"{ckpt}: no checkpoint to export")
     path = Path(out) / "decoder.safetensors"
-    return path, export_decoder(ckpt, path, name, weights)
+    token_space = None
+    if checkpoint_settings(ckpt).get("train_encoder"):
+        token_space = export_model(checkpoint_network(ckpt), data, Path(out) / "model.safetensors", val_dir=val)
+    return path, export_decoder(ckpt, path, name, weights, token_space)

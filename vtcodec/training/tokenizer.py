@@ -13,7 +13,7 @@ from vtcodec.errors import InputError
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.training.config import TrainConfig
 from vtcodec.training.distributed import init_distributed
-from vtcodec.training.export import save_checkpoint
+from vtcodec.training.export import load_checkpoint, save_checkpoint
 from vtcodec.training.loop import RunLog, TimedCheckpoints, random_streams, restore_streams, should_stop
 from vtcodec.training.losses import check_loss, psnr, reconstruction_loss
 from vtcodec.training.schedule import learning_rate, sample_lengths
@@ -39,7 +39,7 @@ def _saved_run(
     """The checkpoint to resume from (None for a fresh run), and the network and settings it was made with."""
     if not (resume and ckpt_path.exists()):
         return None, model_config, cfg
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(ckpt_path)
     cfg = replace(TrainConfig(**state["train_config"]), minutes=cfg.minutes, max_steps=cfg.max_steps)
     return state, TokenizerConfig.from_dict(state["model_config"]), cfg
 
@@ -129,7 +129,7 @@ def train(
     model, opt = _network(model_config, cfg, state, init_weights, device)
     sampler, gen, val_crops = _training_data(data_dirs, val_dir, model_config, cfg, dist_info)
     if state is not None:
-        restore_streams(state if dist_info.main else torch.load(rng_path, weights_only=False), sampler, gen)
+        restore_streams(state if dist_info.main else load_checkpoint(rng_path), sampler, gen)
         if dist_info.main:
             print(f"resumed at step {step}, {elapsed / 60:.1f} min trained", flush=True)
     net: torch.nn.Module = model

@@ -65,7 +65,12 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
 
 
 def run(args, capsys, monkeypatch):
+    import vtcodec
+
     monkeypatch.setattr(sys, "argv", ["vtcodec", *map(str, args)])
+    # --max-pixels sets these process-wide limits: restore them after the command.
+    monkeypatch.setattr(vtcodec, "MAX_PIXELS", vtcodec.MAX_PIXELS)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
     captured = capsys.readouterr()

@@ -188,6 +188,5 @@ def decode_stream(
     # appended) would still give tokens. A payload is valid only if it is exactly what coding those
     # tokens writes: the one canonical stream, which is what every encoder writes.
     if canonical != data:
-        why = "shorter than its token counts need" if len(data) < len(canonical) else "not the coding of its tokens"
-        raise FormatError(f"corrupt file: payload {why}")
+        raise FormatError("corrupt file: payload does not hold its token counts (cut short, extended or damaged)")
     return ids

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -120,7 +121,6 @@ class Run:
     def __init__(self, jobs: list[Job], manifest: Path | None, quiet: bool, unit: str) -> None:
         self.summary = Summary()
         self.start = time.perf_counter()
-        self.bar = tqdm(total=len(jobs), unit=unit, disable=quiet, dynamic_ncols=True, file=None)
         self.manifest_path = manifest
         self.manifest = None
         if manifest is not None:
@@ -128,6 +128,7 @@ class Run:
                 self.manifest = manifest.open("a", encoding="utf-8")
             except OSError as exc:
                 raise InputError(f"{manifest}: cannot write the manifest ({exc.strerror or exc})") from None
+        self.bar = tqdm(total=len(jobs), unit=unit, disable=quiet, dynamic_ncols=True, file=None)
         self.lock = threading.Lock()
 
     def skip_finished(self, jobs: list[Job], finished: Callable[[Path], bool]) -> list[Job]:
@@ -152,7 +153,7 @@ class Run:
             self.summary.skipped += 1
         else:
             self.summary.failed.append((job.source, str(fields.get("error"))))
-            self.bar.write(f"vtcodec: error: {fields.get('error')}")
+            self.bar.write(f"vtcodec: error: {fields.get('error')}", file=sys.stderr)
         self.summary.bytes_in += int(fields.pop("bytes_in", 0))
         self.summary.bytes_out += int(fields.get("bytes", 0) or 0)
         if self.manifest:
@@ -170,7 +171,7 @@ class Run:
         """The manifest cannot be written: say so once, stop writing it, and fail the run at its end."""
         message = f"{self.manifest_path}: cannot write the manifest ({exc.strerror or exc}); its lines stop here"
         self.summary.failed.append((self.manifest_path, message))
-        self.bar.write(f"vtcodec: error: {message}")
+        self.bar.write(f"vtcodec: error: {message}", file=sys.stderr)
         manifest, self.manifest = self.manifest, None
         try:
             manifest.close()

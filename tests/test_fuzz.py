@@ -1,5 +1,7 @@
 """Mutation fuzzing of the decoder: every input decodes or raises a documented vtcodec error."""
 
+import dataclasses
+import json
 import struct
 import zlib
 
@@ -8,8 +10,9 @@ import pytest
 from PIL import Image
 
 import vtcodec
+from vtcodec import container, metadata
 from vtcodec.codec import read_tokens
-from vtcodec.errors import FormatError, UnknownModelError
+from vtcodec.errors import FormatError, InputError, UnknownModelError
 
 from .conftest import random_image
 from .icc import display_p3
@@ -21,8 +24,42 @@ def _with_crc(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def hostile(data: bytes, rng: np.random.Generator) -> bytes | None:
+    """A well-formed file (valid CRC) that lies: a huge declared size, inflated token counts, a
+    payload cut short, or an alpha chunk that inflates to a large plane. None if ``data`` does not parse."""
+    try:
+        header, payload = container.unpack(data)
+    except FormatError:
+        return None
+    kind = rng.integers(4)
+    if kind == 0:  # a huge declared size, mostly past the pixel limit
+        side = int(rng.choice([4096, 8193, 13377, 65536, container.MAX_SIDE]))
+        header = dataclasses.replace(header, width=side, height=int(rng.integers(1, side + 1)))
+        tiles = header.tile_grid.count
+        header = dataclasses.replace(header, token_counts=np.full(tiles, int(header.token_counts.max(initial=0))))
+    elif kind == 1:  # more tokens than the payload holds
+        header = dataclasses.replace(header, token_counts=header.token_counts + int(rng.integers(1, 4)))
+    elif kind == 2:  # the payload cut short
+        payload = payload[: int(rng.integers(0, max(len(payload), 1)))]
+    else:  # an alpha chunk of a plane far larger than its bytes, filtered, maybe of the wrong size
+        side = int(rng.choice([1, 64, 1024, 2048]))
+        plane = zlib.compress(bytes(rng.integers(0, 3, side, dtype=np.uint8)) * side, 9)
+        alpha = (metadata.ALPHA, bytes([int(rng.integers(3)), int(rng.choice([1, 5, 255]))]) + plane)
+        chunks = (*(c for c in header.chunks if c[0] != metadata.ALPHA), alpha)
+        if rng.random() < 0.7:
+            header = dataclasses.replace(header, width=side, height=side, token_counts=np.zeros(0, dtype=np.int64))
+            header = dataclasses.replace(header, token_counts=np.zeros(header.tile_grid.count, dtype=np.int64))
+        header = dataclasses.replace(header, chunks=chunks)
+    return container.pack(header, payload)
+
+
 def mutate(data: bytes, rng: np.random.Generator) -> bytes:
-    """Bit flips, truncation, extension, splices and extreme varints; CRC refreshed half the time."""
+    """Bit flips, truncation, extension, splices, extreme varints and well-formed lies (:func:`hostile`);
+    the CRC is refreshed half the time."""
+    if rng.random() < 0.15:
+        lie = hostile(data, rng)
+        if lie is not None:
+            return lie
     body = bytearray(data[:-4])
     kind = rng.integers(6)
     if kind == 0:
@@ -86,3 +123,46 @@ def test_fuzzed_files_decode_or_raise_format_error(seeds, tiny_model):
         outcomes["ok"] += 1
     assert outcomes["format"] > CASES // 2
     assert sum(outcomes.values()) == CASES
+
+
+def inflate_architecture(data: bytes, key: str, rng: np.random.Generator) -> bytes:
+    """A model or decoder file whose JSON under ``__metadata__[key]`` declares other (often huge) sizes."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    spec = json.loads(header["__metadata__"][key])
+    target = spec["architecture"] if "token_space" in spec else spec  # a decoder file's, or a model's config
+    choices = {
+        "channels": lambda: [int(rng.choice([8, 64, 4096, 10**6]))] * int(rng.integers(1, 10)),
+        "decoder_blocks": lambda: [int(rng.choice([0, 1, 64, 10**4]))] * 4,
+        "decoder_hidden": lambda: [int(rng.choice([1, 8, 4096, 10**6]))] * 4,
+        "decoder_attention": lambda: int(rng.choice([0, 4, 64, 10**4])),
+        "tile_size": lambda: int(rng.choice([16, 32, 1024, 1 << 20])),
+        "max_tokens": lambda: int(rng.choice([8, 512, 1 << 20])),
+        "grid_channels": lambda: int(rng.choice([1, 4096, 10**7])),
+    }
+    name = str(rng.choice(list(choices)))
+    target[name] = choices[name]()
+    header["__metadata__"][key] = json.dumps(spec)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    return len(encoded).to_bytes(8, "little") + encoded + data[8 + length :]
+
+
+def test_inflated_architectures_are_refused_or_load(tiny_model, tiny_model_path):
+    """Model and decoder files that declare other networks: each loads (it fits) or is one InputError."""
+    from vtcodec.decoder_files import DECODER_KEY, parse_decoder, serialize_decoder
+    from vtcodec.zoo import CONFIG_KEY, parse_model
+
+    rng = np.random.default_rng(38)
+    model_file = tiny_model_path.read_bytes()
+    decoder_file = serialize_decoder(tiny_model.model, "grid", tiny_model.model_id, "grid", 0)
+    refused = 0
+    for case in range(200):
+        try:
+            if case % 2:
+                parse_model(inflate_architecture(model_file, CONFIG_KEY, rng))
+            else:
+                parse_decoder(inflate_architecture(decoder_file, DECODER_KEY, rng), tiny_model)
+        except (InputError, UnknownModelError):
+            refused += 1
+    assert refused > 150

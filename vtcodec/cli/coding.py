@@ -230,8 +230,10 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     model: ModelOption = None,
     model_dir: ModelDirOption = None,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Describe a .vtk file without decoding its pixels."""
+    set_pixel_limit(max_pixels)
     add_model_dirs(model_dir)
     data = read_input(file)
     header, _ = container.unpack(data)
@@ -302,8 +304,10 @@ def truncate(
     force: ForceOption = False,
     model: ModelOption = None,
     model_dir: ModelDirOption = None,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Write a smaller .vtk holding a prefix of each tile's tokens (no re-encoding, no network)."""
+    set_pixel_limit(max_pixels)
     add_model_dirs(model_dir)
     check_writable(output, force)
     data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, model=model)

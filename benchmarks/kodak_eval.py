@@ -1,6 +1,7 @@
 """Rate-quality of a vtcodec model on a folder of images (Kodak by default).
 
     python benchmarks/kodak_eval.py [--images ../shared/data/kodak] [--tokens 16 32 64 128 256] [--model PATH]
+        [--decoder NAME_OR_FILE]
 
 Prints, per token setting: mean bpp from whole-file bytes, mean PSNR-RGB (uint8),
 mean MS-SSIM (if pytorch-msssim is installed), bits per token against raw log2(V),
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     parser.add_argument("--tokens", type=int, nargs="+", default=[16, 32, 64, 128, 256])
     parser.add_argument("--model", default=None)
+    parser.add_argument("--decoder", default=None, help="a decoder of the model, by name or file [its default]")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--json", default=None, help="write the table here")
     args = parser.parse_args()
@@ -55,7 +57,7 @@ def main() -> None:
             tokens = tokenize(image, model)
             data = pack_tokens(tokens, np.full(tokens.grid.count, n), model)
             t1 = time.perf_counter()
-            decoded = np.asarray(render(read_tokens(data, model)))
+            decoded = np.asarray(render(read_tokens(data, model), decoder=args.decoder))
             t2 = time.perf_counter()
             stats["bpp"].append(8 * len(data) / (image.width * image.height))
             scores = metrics(pixels, decoded)

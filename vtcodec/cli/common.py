@@ -13,8 +13,6 @@ import typer
 from vtcodec import batch, registry
 from vtcodec.errors import FormatError, InputError, VtcodecError, VtcodecWarning
 
-_python_show_warning = warnings.showwarning
-
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,

@@ -14,6 +14,7 @@ from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
 from vtcodec.tiling import TileGrid
+from vtcodec.zoo import load_model
 
 from .conftest import TINY_CONFIG, assert_one_line_error, random_image
 
@@ -435,3 +436,32 @@ def test_train_decoder_with_the_perceptual_loss(cli_run, tiny_model_path, tiny_m
     bad.write_bytes(b"junk")
     code, _, err = cli_run(*args, "--steps", "4", "--resume", "--perceptual-weights", bad)
     assert_one_line_error(code, err)
+
+
+def test_joint_run_grows_the_encoder_and_exports_a_new_token_space(cli_run, tiny_model_path, tiny_model, tmp_path):
+    """train_encoder: the encoder learns (here grown by a block per stage, starting as the old one), and the
+    run exports a model file with refitted priors and a decoder file that serves it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        random_image(100, 70, seed=i).save(data / f"{i}.png")
+    config = tmp_path / "joint.json"
+    architecture = {"encoder_blocks": 2}
+    spec = {"batch_size": 2, "log_every": 2, "train_encoder": True, "architecture": architecture, "lr": 1e-3}
+    config.write_text(json.dumps({"decoder_train": spec}))
+    run = tmp_path / "run"
+    args = ["train-decoder", data, "--init", tiny_model_path, "--out", run, "--config", config, "--name", "joint"]
+    assert cli_run(*args, "--steps", "3")[0] == 0
+    state = torch.load(run / "last.ckpt", weights_only=True)
+    assert state["model_config"]["encoder_blocks"] == 2
+    assert any(name.startswith("encoder.") and name in state["fresh_parameters"] for name in state["model"])
+    joint = load_model(run / "model.safetensors")
+    assert joint.model_id != tiny_model.model_id and joint.config.encoder_blocks == 2
+    data_vtk = vtcodec.compress(random_image(64, 40), 4, model=joint)
+    decoder = load_decoder(joint, run / "decoder.safetensors")
+    assert decoder.name == "joint" and decoder.token_space == joint.model_id
+    assert vtcodec.decompress(data_vtk, model=joint, decoder=decoder).size == (64, 40)
+    # Growing the encoder without training it would leave a decoder for tokens that no file has.
+    config.write_text(json.dumps({"decoder_train": {**spec, "train_encoder": False}}))
+    code, _, err = cli_run(*args, "--steps", "1")
+    assert code == 1 and 'needs "train_encoder": true' in err

@@ -152,7 +152,11 @@ def _optimizer(
     groups = [
         {"params": [p for p in params if names[id(p)] not in fresh], "lr_scale": 1.0},
         {"params": [p for p in params if names[id(p)] in fresh], "lr_scale": cfg.fresh_lr_scale},
-        {"params": encoder, "lr_scale": cfg.encoder_lr_scale},
+        {"params": [p for p in encoder if names[id(p)] not in fresh], "lr_scale": cfg.encoder_lr_scale},
+        {
+            "params": [p for p in encoder if names[id(p)] in fresh],
+            "lr_scale": cfg.encoder_lr_scale * cfg.fresh_lr_scale,
+        },
     ]
     params = params + encoder
     groups = [g for g in groups if g["params"]]

@@ -114,10 +114,38 @@ def starting_network(
         start = source.model
     model = build_model(start.config)
     model.load_state_dict(start.state_dict())
-    if not cfg.architecture:
-        return model, cfg, set()
+    architecture = dict(cfg.architecture or {})
+    fresh: set[str] = set()
+    if "encoder_blocks" in architecture:  # a new token space: the run must train the encoder too
+        if not cfg.train_encoder:
+            raise InputError('growing the encoder needs "train_encoder": true')
+        model, fresh = grow_encoder(model, int(architecture.pop("encoder_blocks")))
+    if not architecture:
+        return model, cfg, fresh
     try:
-        grown = grow_decoder(model, **cfg.architecture)
+        grown = grow_decoder(model, **architecture)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"cannot grow the decoder to {cfg.architecture} ({exc})") from None
-    return grown, replace(cfg, grid_from=map_index(model, grown, cfg.grid_from)), fresh_parameters(model, grown)
+        raise InputError(f"cannot grow the decoder to {architecture} ({exc})") from None
+    grid_from = map_index(model, grown, cfg.grid_from)
+    return grown, replace(cfg, grid_from=grid_from), fresh | fresh_parameters(model, grown)
+
+
+def grow_encoder(network: ConvTokenizer, encoder_blocks: int) -> tuple[ConvTokenizer, set[str]]:
+    """A copy of ``network`` with ``encoder_blocks`` residual blocks per encoder stage, and its new parameters.
+
+    The new blocks start as the identity (their last convolution is zero), so the copy makes the
+    same tokens and pixels until it trains.
+    """
+    if encoder_blocks < network.config.stage_blocks("encoder"):
+        raise InputError(
+            f"the encoder can only grow (it has {network.config.stage_blocks('encoder')} blocks per stage)"
+        )
+    grown = build_model(replace(network.config, encoder_blocks=encoder_blocks))
+    renamed = aligned_names(network, grown)
+    state = {renamed.get(name, name): value for name, value in network.state_dict().items()}
+    target = grown.state_dict()
+    if set(state) - set(target) or any(state[k].shape != target[k].shape for k in state):
+        raise InputError("cannot grow the encoder: its layers do not align")
+    grown.load_state_dict(state, strict=False)
+    fresh = {name for name, _ in grown.named_parameters() if name not in state}
+    return grown, fresh

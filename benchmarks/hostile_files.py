@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--skip-slow", action="store_true", help="leave out the 4096² decode (about a minute)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    out = Path(args.json).resolve() if args.json else None
     model = load_model()
     work = Path(tempfile.mkdtemp(prefix="vtcodec-hostile-"))
     files = {
@@ -141,8 +142,8 @@ def main() -> None:
         r = results[label]
         print(f"{label}: exit {r['exit']}, {r['seconds']} s, {r['peak_rss_mb']} MB, {r['stderr_lines']} line(s): "
               f"{r['stderr']}", flush=True)  # fmt: skip
-    if args.json:
-        Path(args.json).write_text(json.dumps({"vtcodec": vtcodec.__version__, "cases": results}, indent=1))
+    if out is not None:
+        out.write_text(json.dumps({"vtcodec": vtcodec.__version__, "cases": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,11 @@ def hostile(data: bytes, rng: np.random.Generator) -> bytes | None:
     kind = rng.integers(4)
     if kind == 0:  # a huge declared size, mostly past the pixel limit
         side = int(rng.choice([4096, 8193, 13377, 65536, container.MAX_SIDE]))
-        header = dataclasses.replace(header, width=side, height=int(rng.integers(1, side + 1)))
+        if side * side > 1 << 32:  # keep the count array of the lie small: 2^20 x 1 ... 2^20 x 4096
+            side_h = int(rng.integers(1, 4097))
+        else:
+            side_h = int(rng.integers(1, side + 1))
+        header = dataclasses.replace(header, width=side, height=side_h)
         tiles = header.tile_grid.count
         header = dataclasses.replace(header, token_counts=np.full(tiles, int(header.token_counts.max(initial=0))))
     elif kind == 1:  # more tokens than the payload holds

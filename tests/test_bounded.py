@@ -370,3 +370,16 @@ def test_tokens_do_not_depend_on_the_batch():
         encoder.flush()
         for p in paths:
             assert np.array_equal(batched[p], single[p]), (p.name, batch_size)
+
+
+def test_batch_decode_tokens_and_bench_into_a_read_only_folder(cli_run, read_only_dir, vtk_file, tiny_model_path):
+    model = ["--model", tiny_model_path]
+    code, _, err = cli_run("decode", vtk_file.parent, "-o", read_only_dir / "png", "-q", *model)
+    assert code == 1 and "Traceback" not in err and "cannot create its folder (Read-only file system)" in err
+    for command in (
+        ["tokens", vtk_file, "-o", read_only_dir / "shards", "-q", *model],
+        ["bench", vtk_file.parent, "--out", read_only_dir / "bench", "--codecs", "vtcodec", *model],
+    ):
+        code, _, err = cli_run(*command)
+        assert_one_line_error(code, err)
+        assert "cannot create the folder (Read-only file system)" in err

@@ -65,6 +65,14 @@ def write_atomic(path: Path, data: bytes, force: bool = False) -> None:
         raise
 
 
+def make_dir(path: Path) -> None:
+    """Create the folder ``path`` (and its parents), or raise :class:`InputError` with a one-line reason."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
+
+
 def make_parent(path: Path) -> None:
     """Create the folder ``path`` goes into, or raise :class:`InputError` with a one-line reason."""
     try:

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from vtcodec import codec
 from vtcodec.batch import VTK_SUFFIX, collect_jobs
 from vtcodec.errors import InputError, VtcodecError
-from vtcodec.fileio import read_input, write_atomic
+from vtcodec.fileio import make_dir, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, open_image
 from vtcodec.tiling import TileGrid
 from vtcodec.zoo import LoadedModel, load_model
@@ -199,7 +199,7 @@ def export_shards(
     if shard_size < 1:
         raise InputError("shard size must be >= 1")
     sources = find_sources(inputs)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     classes = sorted({s.label for s in sources if s.label is not None})
     class_index = {name: i for i, name in enumerate(classes)}
     summary = ExportSummary()

@@ -31,6 +31,7 @@ from vtcodec.bench.codecs import (
 )
 from vtcodec.bench.report import METRIC_LABELS, Metrics, Row, bd_rate, write_outputs
 from vtcodec.errors import InputError
+from vtcodec.fileio import make_dir
 from vtcodec.imageio import open_image
 from vtcodec.metrics import psnr_rgb
 from vtcodec.zoo import LoadedModel
@@ -81,7 +82,7 @@ def run_bench(
     """
     start = time.perf_counter()
     metrics = Metrics(metric_names)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     variants = [VtcodecCodec(model, d, first=i == 0) for i, d in enumerate(decoders or (None,))]
     if len({v.name for v in variants}) < len(variants):
         raise InputError("each decoder may be benched once")
@@ -135,7 +136,10 @@ def run_bench(
                 data = c.encode(pixels, q)
                 sweeps.append(row(f"{cname}-sweep", -1, f"q={q}", data, _measure(c, pixels, data, metrics)))
     seconds = time.perf_counter() - start
-    return write_outputs(out_dir, rows, sweeps, codecs, token_points, metrics, per_image, crops, seconds, variants)
+    try:
+        return write_outputs(out_dir, rows, sweeps, codecs, token_points, metrics, per_image, crops, seconds, variants)
+    except OSError as exc:  # a full disk, a folder that went away
+        raise InputError(f"{out_dir}: cannot write the results ({exc.strerror or exc})") from None
 
 
 def _crop_candidates(

@@ -465,3 +465,44 @@ def test_joint_run_grows_the_encoder_and_exports_a_new_token_space(cli_run, tiny
     config.write_text(json.dumps({"decoder_train": {**spec, "train_encoder": False}}))
     code, _, err = cli_run(*args, "--steps", "1")
     assert code == 1 and 'needs "train_encoder": true' in err
+
+
+def test_the_rate_term_prices_digits_and_pulls_them_toward_likely_levels():
+    from vtcodec.training.rate_term import DigitRate
+
+    rate = DigitRate(max_tokens=2, levels=[4, 3])
+    with torch.no_grad():
+        rate.logits[:, 0, :4] = torch.tensor([0.0, 3.0, 0.0, 0.0])  # level 1 of digit 0 is likely
+    # Digit values before rounding: level = bounded + L // 2, so bounded -1 is level 1 of 4.
+    bounded = torch.tensor([[[-1.0, 0.0], [0.4, -1.0]]], requires_grad=True)
+    keep = torch.tensor([[True, False]])
+    bits, nll = rate(bounded, keep)
+    p = torch.softmax(torch.tensor([0.0, 3.0, 0.0, 0.0]), 0)
+    expected = -torch.log2(p[1]) + torch.log2(torch.tensor(3.0))  # digit 1: uniform over 3 levels
+    assert torch.isclose(bits, expected) and torch.isclose(nll, expected)
+    bits.backward()
+    assert bounded.grad[0, 1].abs().sum() == 0  # not kept: free
+    # Between levels 1 and 2 (position 1.4) the likely level 1 is cheaper: the gradient pulls toward it.
+    moved = torch.tensor([[[-0.6, 0.0]]], requires_grad=True)
+    rate(moved, torch.tensor([[True]]))[0].backward()
+    assert moved.grad[0, 0, 0] > 0
+
+
+def test_a_joint_run_with_a_rate_term_logs_bits_and_needs_the_encoder(cli_run, tiny_model_path, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        random_image(80, 70, seed=i).save(data / f"{i}.png")
+    config = tmp_path / "rate.json"
+    spec = {"batch_size": 2, "log_every": 1, "train_encoder": True, "rate_weight": 0.05}
+    config.write_text(json.dumps({"decoder_train": spec}))
+    run = tmp_path / "run"
+    args = ["train-decoder", data, "--init", tiny_model_path, "--out", run, "--config", config]
+    assert cli_run(*args, "--steps", "2")[0] == 0
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert all(r["bpp"] > 0 for r in log if "bpp" in r) and any("bpp" in r for r in log)
+    assert "rate_table" in torch.load(run / "last.ckpt", weights_only=True)
+    assert cli_run(*args, "--steps", "3", "--resume")[0] == 0
+    config.write_text(json.dumps({"decoder_train": {**spec, "train_encoder": False}}))
+    code, _, err = cli_run(*args, "--steps", "1")
+    assert code == 1 and "rate_weight needs" in err

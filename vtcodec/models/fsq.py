@@ -38,6 +38,10 @@ class FSQ(nn.Module):
         shift = torch.atanh(offset / half)
         return torch.tanh(z + shift) * half - offset
 
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        """The values of ``z`` before rounding, in float32: digit ``d`` is ``round(bound) + levels[d] // 2``."""
+        return self._bound(z.float())
+
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Quantize ``z`` (..., dim) and return (normalized codes in [-1, 1], token ids).
 

@@ -67,6 +67,10 @@ class DecoderTrainConfig:
     # run exports a new token space (RUN/model.safetensors, priors refitted) with the decoder file for it.
     train_encoder: bool = False
     encoder_lr_scale: float = 1.0
+    # With train_encoder: rate_weight x the bits per pixel of the kept tokens joins the loss, priced by a
+    # learned per-position digit table (vtcodec.training.rate_term) that learns at rate_table_lr.
+    rate_weight: float = 0.0
+    rate_table_lr: float = 1e-2
     # Loss: "mse", or "perceptual": mse_weight * MSE + lpips_weight * ST-LPIPS (vtcodec.perceptual, weights
     # from --perceptual-weights) + spectral_weight * the L1 distance of
     # amplitude spectra + lattice_weight * the L1 distance of the lattice_period-periodic patterns of
@@ -125,6 +129,8 @@ def decoder_settings(path: str | Path | None, minutes: float, steps: int | None)
             raise ValueError(f"lpips_net must be one of {', '.join(FEATURE_NETS)}, not {cfg.lpips_net!r}")
         if cfg.lattice_period < 1 or cfg.lattice_window % cfg.lattice_period:
             raise ValueError("lattice_window must be a multiple of lattice_period")
+        if cfg.rate_weight and not cfg.train_encoder:
+            raise ValueError('a rate_weight needs "train_encoder": true (a frozen encoder cannot change its bits)')
         return cfg
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"{path}: not a valid decoder training config ({exc})") from None

@@ -29,6 +29,7 @@ from vtcodec.training.export import load_checkpoint, save_checkpoint
 from vtcodec.training.loop import RunLog, TimedCheckpoints, random_streams, restore_streams, should_stop
 from vtcodec.training.losses import psnr
 from vtcodec.training.perceptual_terms import PerceptualTerms
+from vtcodec.training.rate_term import RateTerm
 from vtcodec.training.schedule import learning_rate, tile_lengths
 from vtcodec.training.warm_start import starting_network
 from vtcodec.zoo import DECODER_PREFIXES
@@ -49,11 +50,20 @@ def split_tiles(crops: torch.Tensor, tile: int) -> torch.Tensor:
 
 def tokenize_crops(model: ConvTokenizer, crops: torch.Tensor, grad: bool = False) -> torch.Tensor:
     """(B, 3, R * T, C * T) -> quantized codes (B, R * C, K, D); with ``grad``, straight through the rounding."""
+    return tokenize_crops_bounded(model, crops, grad)[0]
+
+
+def tokenize_crops_bounded(
+    model: ConvTokenizer, crops: torch.Tensor, grad: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`tokenize_crops`, and the FSQ values before rounding (B * R * C, K, D) that a rate term prices."""
     tiles = split_tiles(crops, model.tile_size)
     b, n = tiles.shape[:2]
     with torch.set_grad_enabled(grad):
-        codes, _ = model.quantizer(model._latent(tiles.flatten(0, 1)))
-    return codes.view(b, n, *codes.shape[1:])
+        latents = model._latent(tiles.flatten(0, 1))
+        codes, _ = model.quantizer(latents)
+        bounded = model.quantizer.bound(latents)
+    return codes.view(b, n, *codes.shape[1:]), bounded
 
 
 def render_crops(
@@ -184,11 +194,14 @@ def _optimize(
     terms: PerceptualTerms | None,
     step: int,
     gen: torch.Generator,
+    extra: torch.Tensor | None = None,
 ) -> float:
-    """The loss of the decoded crops, one step of the decoder (and one of the discriminator, if any)."""
+    """The loss of the decoded crops (plus ``extra``), one step of the decoder (and one of the discriminator)."""
     loss = ((rec - crops) ** 2).mean()
     if terms is not None:
         loss = terms.loss(loss, rec, crops, step, gen)
+    if extra is not None:
+        loss = loss + extra
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -231,6 +244,10 @@ def train_decoder(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     terms = PerceptualTerms(cfg, perceptual_weights, state, device) if cfg.loss == "perceptual" else None
+    rate = None
+    if cfg.rate_weight:
+        levels = list(model.config.fsq_levels)
+        rate = RateTerm(cfg.rate_weight, cfg.rate_table_lr, model.max_tokens, levels, state).to(device)
     val = held_out_crops(val_dir, tile, cfg.val_images).to(device) if val_dir else None
     if state is not None:
         opt.load_state_dict(state["optimizer"])
@@ -246,8 +263,8 @@ def train_decoder(
             "init": str(init_weights),
             "train_config": asdict(cfg),
         }
-        perceptual = terms.state() if terms is not None else {}
-        save_checkpoint(ckpt_path, {**run_state, **perceptual, **settings, **random_streams(sampler, gen)})
+        extras = {**(terms.state() if terms is not None else {}), **(rate.state() if rate is not None else {})}
+        save_checkpoint(ckpt_path, {**run_state, **extras, **settings, **random_streams(sampler, gen)})
 
     eval_counts = (16, 64, 256)
     budget = cfg.minutes * 60.0
@@ -260,15 +277,23 @@ def train_decoder(
         t0 = time.time()
         # Crops are square; a crop of rows x cols tiles is its top-left part.
         crops = sampler.sample(cfg.batch_size)[:, :, : cfg.rows * tile, : cfg.cols * tile].to(device)
-        codes = tokenize_crops(model, crops, grad=cfg.train_encoder)
+        codes, bounded = tokenize_crops_bounded(model, crops, grad=cfg.train_encoder)
         lengths = tile_lengths(cfg.batch_size, cfg.rows * cfg.cols, model.max_tokens, cfg, gen).to(device)
         for group, scale in zip(opt.param_groups, lr_scales, strict=True):
             group["lr"] = learning_rate(cfg, step, elapsed) * scale
         rec = render_crops(model, codes, lengths, cfg.rows, cfg.cols, cfg.grid_from)
-        loss = _optimize(rec, crops, opt, params, terms, step, gen)
+        extra = None
+        if rate is not None:
+            keep = torch.arange(model.max_tokens, device=device) < lengths.flatten().unsqueeze(-1)
+            extra = rate.loss(bounded, keep, crops.shape[0] * crops.shape[2] * crops.shape[3])
+        loss = _optimize(rec, crops, opt, params, terms, step, gen, extra)
+        values = {"loss": loss, "psnr": float(psnr(rec.detach().clamp(0, 1), crops).mean())}
+        if rate is not None:
+            rate.step()
+            values["bpp"] = rate.bpp
         step += 1
         elapsed += time.time() - t0
-        record = progress.step(step, elapsed, loss=loss, psnr=float(psnr(rec.detach().clamp(0, 1), crops).mean()))
+        record = progress.step(step, elapsed, **values)
         if record is not None:
             if val is not None and step % cfg.eval_every == 0:
                 record.update(evaluate(model, val, eval_counts, cfg.grid_from))

@@ -33,6 +33,8 @@ from vtcodec.decoders import choose
 from vtcodec.zoo import CONFIG_KEY, default_weights, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.test_fuzz import with_metadata  # noqa: E402
 
 
 def declared(model_id: bytes, side: int, chunks: tuple = (), payload: bytes = b"") -> bytes:
@@ -41,15 +43,6 @@ def declared(model_id: bytes, side: int, chunks: tuple = (), payload: bytes = b"
         model_id, side, side, 128, np.zeros(tiles, np.int64), container.Coder.CONTEXT, chunks=chunks
     )
     return container.pack(header, payload)
-
-
-def with_metadata(data: bytes, key: str, change) -> bytes:
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + length])
-    header["__metadata__"][key] = json.dumps(change(json.loads(header["__metadata__"][key])))
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    return len(encoded).to_bytes(8, "little") + encoded + data[8 + length :]
 
 
 # Runs the CLI and writes its own peak RSS (VmHWM, kB) at exit: getrusage's ru_maxrss would not do, since

@@ -29,6 +29,7 @@ from vtcodec.pipeline import TileEncoder, tokenize_pixels
 from vtcodec.zoo import load_model
 
 from .conftest import ROOT, SAMPLES, SHARED, assert_one_line_error, random_image
+from .test_fuzz import with_metadata
 
 
 def declared(model_id: bytes, width: int, height: int, tile: int, count: int, chunks=(), payload=b"") -> bytes:
@@ -187,16 +188,6 @@ def test_a_planted_pickle_in_a_checkpoint_never_runs(command, cli_run, tiny_mode
 # --- 4. architecture declared, checked, then built -----------------------------------------------
 
 
-def _with_metadata(data: bytes, key: str, change) -> bytes:
-    """A safetensors file with the JSON string under ``__metadata__[key]`` rewritten by ``change``."""
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + length])
-    header["__metadata__"][key] = json.dumps(change(json.loads(header["__metadata__"][key])))
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    return len(encoded).to_bytes(8, "little") + encoded + data[8 + length :]
-
-
 def _peak_rss_of(code: str) -> tuple[int, str]:
     """Run ``code`` in a fresh interpreter; its peak RSS (bytes) and its stderr."""
     script = f"{code}\nimport resource, sys\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
@@ -209,14 +200,14 @@ def test_a_370_byte_decoder_file_cannot_ask_for_gigabytes(tiny_model, tmp_path):
 
     real = serialize_decoder(tiny_model.model, "grid", tiny_model.model_id, "grid", 0)
     huge = {"decoder_blocks": [64] * 4, "decoder_hidden": [4096] * 4, "decoder_attention": 64}
-    forged = _with_metadata(real, DECODER_KEY, lambda meta: {**meta, "architecture": huge})
+    forged = with_metadata(real, DECODER_KEY, lambda meta: {**meta, "architecture": huge})
     path = tmp_path / "forged.decoder.safetensors"
     path.write_bytes(forged)
     with pytest.raises(InputError, match="more than 100000000"):
         vtcodec.load_decoder(tiny_model, path)
     # Within the bounds but not what the tensors are: refused before anything is built.
     small = {"decoder_blocks": [2] * 4, "decoder_hidden": [8] * 4, "decoder_attention": 0}
-    path.write_bytes(_with_metadata(real, DECODER_KEY, lambda meta: {**meta, "architecture": small}))
+    path.write_bytes(with_metadata(real, DECODER_KEY, lambda meta: {**meta, "architecture": small}))
     with pytest.raises(InputError, match="tensors do not fit the declared architecture"):
         vtcodec.load_decoder(tiny_model, path)
 
@@ -224,7 +215,7 @@ def test_a_370_byte_decoder_file_cannot_ask_for_gigabytes(tiny_model, tmp_path):
 def test_a_model_file_declaring_a_wide_network_is_refused_before_it_is_built(tiny_model_path, tmp_path):
     from vtcodec.zoo import CONFIG_KEY
 
-    wide = _with_metadata(tiny_model_path.read_bytes(), CONFIG_KEY, lambda cfg: {**cfg, "channels": [4096] * 4})
+    wide = with_metadata(tiny_model_path.read_bytes(), CONFIG_KEY, lambda cfg: {**cfg, "channels": [4096] * 4})
     path = tmp_path / "wide.safetensors"
     path.write_bytes(wide)
     rss, err = _peak_rss_of(

@@ -129,11 +129,22 @@ def test_fuzzed_files_decode_or_raise_format_error(seeds, tiny_model):
     assert sum(outcomes.values()) == CASES
 
 
-def inflate_architecture(data: bytes, key: str, rng: np.random.Generator) -> bytes:
-    """A model or decoder file whose JSON under ``__metadata__[key]`` declares other (often huge) sizes."""
+def with_metadata(data: bytes, key: str, change) -> bytes:
+    """A safetensors file with the JSON string under ``__metadata__[key]`` replaced by ``change(old value)``."""
     length = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + length])
-    spec = json.loads(header["__metadata__"][key])
+    header["__metadata__"][key] = json.dumps(change(json.loads(header["__metadata__"][key])))
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    return len(encoded).to_bytes(8, "little") + encoded + data[8 + length :]
+
+
+def inflate_architecture(data: bytes, key: str, rng: np.random.Generator) -> bytes:
+    """A model or decoder file whose JSON under ``__metadata__[key]`` declares other (often huge) sizes."""
+    return with_metadata(data, key, lambda spec: _inflated(spec, rng))
+
+
+def _inflated(spec: dict, rng: np.random.Generator) -> dict:
     target = spec["architecture"] if "token_space" in spec else spec  # a decoder file's, or a model's config
     choices = {
         "channels": lambda: [int(rng.choice([8, 64, 4096, 10**6]))] * int(rng.integers(1, 10)),
@@ -146,10 +157,7 @@ def inflate_architecture(data: bytes, key: str, rng: np.random.Generator) -> byt
     }
     name = str(rng.choice(list(choices)))
     target[name] = choices[name]()
-    header["__metadata__"][key] = json.dumps(spec)
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    return len(encoded).to_bytes(8, "little") + encoded + data[8 + length :]
+    return spec
 
 
 def test_inflated_architectures_are_refused_or_load(tiny_model, tiny_model_path):

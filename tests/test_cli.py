@@ -157,3 +157,26 @@ def test_truncate_needs_exactly_one_target(cli_run, image_file, tiny_model_path,
     assert cli_run("encode", image_file, "-o", vtk, "--model", tiny_model_path)[0] == 0
     code, _, err = cli_run("truncate", vtk, "-o", tmp_path / "t.vtk", "--model", tiny_model_path)
     assert_one_line_error(code, err)
+
+
+def test_corrupt_files_are_named_and_say_what_happened(cli_run, tiny_model_path, tmp_path):
+    import vtcodec
+
+    good = vtcodec.compress(random_image(70, 50), 6, model=tiny_model_path)
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x10
+    cases = {
+        "cut.vtk": (good[:-7], f"truncated: {len(good) - 7} of {len(good)} bytes"),
+        "flipped.vtk": (bytes(flipped), "corrupt (checksum mismatch)"),
+        "header.vtk": (good[:14], "truncated: the file ends inside its header, after 14 bytes"),
+        "longer.vtk": (good + b"\0\0", f"corrupt file: 2 bytes past its end ({len(good)} bytes)"),
+    }
+    for name, (data, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        for command in (["decode", path, "-o", tmp_path / "x.png"], ["info", path], ["truncate", path, "-t", "1"]):
+            if command[0] == "truncate":
+                command += ["-o", tmp_path / "t.vtk"]
+            code, _, err = cli_run(*command, "--model", tiny_model_path)
+            assert code == 3, (name, command[0], err)
+            assert err.strip() == f"vtcodec: error: {path}: {message}", (command[0], err)

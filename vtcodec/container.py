@@ -47,6 +47,7 @@ MAX_VARINT_BYTES = 10
 MAX_TOKENS = 1 << 16  # per tile; any model's K is far below
 MAX_CHUNKS = 16
 MAX_CHUNK_BYTES = 1 << 26  # 64 MiB; each kind of chunk has its own, tighter limit (vtcodec.metadata)
+MAX_PAYLOAD_BYTES = 1 << 40  # what a payload-length varint may say; a shorter file is "truncated"
 TAG_BYTES = 4
 _TAG_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
 
@@ -137,7 +138,7 @@ class _Reader:
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > self.end:
-            raise FormatError("corrupt file: truncated header")
+            raise FormatError(f"truncated: the file ends inside its header, after {self.end} bytes")
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
@@ -228,11 +229,7 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     version = data[len(MAGIC)]
     if version != FORMAT_VERSION:
         raise FormatError(f"unsupported .vtk format version {version} (this vtcodec reads version {FORMAT_VERSION})")
-    if len(data) < len(MAGIC) + 2 + MODEL_ID_BYTES + 4:
-        raise FormatError("corrupt file: truncated")
-    body_end = len(data) - 4
-    (stored_crc,) = struct.unpack("<I", data[body_end:])
-    reader = _Reader(data, body_end)
+    reader = _Reader(data, len(data))
     reader.take(len(MAGIC) + 1)
     flags = reader.take(1)[0]
     if flags & ~_KNOWN_FLAGS:
@@ -253,17 +250,21 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     if flags & FLAG_UNIFORM_COUNTS:
         counts = np.full(tiles, reader.varint(MAX_TOKENS), dtype=np.int64)
     else:
-        if tiles > body_end - reader.pos:  # every count takes at least one byte
-            raise FormatError("corrupt file: truncated token counts")
+        if tiles > len(data) - reader.pos:  # every count takes at least one byte
+            raise FormatError(f"truncated: the file ends inside its header, after {len(data)} bytes")
         counts = np.array([reader.varint(MAX_TOKENS) for _ in range(tiles)], dtype=np.int64)
     if max_tokens is not None and counts.size and counts.max() > max_tokens:
         raise FormatError(f"corrupt file: more than {max_tokens} tokens in a tile")
     chunks = _read_chunks(reader) if flags & FLAG_CHUNKS else ()
-    payload_length = reader.varint(len(data))
-    if reader.pos + payload_length != body_end:
-        raise FormatError("corrupt file: payload length does not match the file size (truncated or extended)")
+    payload_length = reader.varint(MAX_PAYLOAD_BYTES)
+    body_end = reader.pos + payload_length
+    if body_end + 4 > len(data):
+        raise FormatError(f"truncated: {len(data)} of {body_end + 4} bytes")
+    if body_end + 4 < len(data):
+        raise FormatError(f"corrupt file: {len(data) - body_end - 4} bytes past its end ({body_end + 4} bytes)")
+    (stored_crc,) = struct.unpack("<I", data[body_end:])
     if zlib.crc32(data[:body_end]) != stored_crc:
-        raise FormatError("corrupt file: CRC-32 mismatch")
+        raise FormatError("corrupt (checksum mismatch)")
     payload = data[reader.pos : body_end]
     header = Header(model_id, width, height, tile_size, counts, coders[coder_flags], version, chunks)
     unknown = [tag.decode() for tag, _ in chunks if is_critical(tag) and tag not in KNOWN_CRITICAL]

@@ -25,6 +25,7 @@ from vtcodec.cli.common import (
     app,
     batch_output_dir,
     is_batch,
+    naming,
     report,
     set_pixel_limit,
     set_verbose,
@@ -218,8 +219,9 @@ def decode(
     file = Path(files[0])
     out = output or file.with_name(file.stem + ".decoded.png")
     check_writable(out, force)
-    stream = codec.read_tokens(read_input(file), models=[model] if model else [], device=target)
-    image = codec.render(stream, tokens, decoder, realism)
+    with naming(file):
+        stream = codec.read_tokens(read_input(file), models=[model] if model else [], device=target)
+        image = codec.render(stream, tokens, decoder, realism)
     write_atomic(out, image_file_bytes(image, out), force=force)
     typer.echo(f"{out}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
 
@@ -236,7 +238,8 @@ def info(
     set_pixel_limit(max_pixels)
     add_model_dirs(model_dir)
     data = read_input(file)
-    header, _ = container.unpack(data)
+    with naming(file):
+        header, _ = container.unpack(data)
     try:
         found = find_model(header.model_id, [model] if model else [])
         codebook, decoders = found.codebook_size, decoder_names(found)
@@ -310,6 +313,7 @@ def truncate(
     set_pixel_limit(max_pixels)
     add_model_dirs(model_dir)
     check_writable(output, force)
-    data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, model=model)
+    with naming(file):
+        data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, model=model)
     write_atomic(output, data, force=force)
     typer.echo(f"{output}: {len(data)} bytes", err=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -78,6 +80,17 @@ def _options(
     ] = False,
 ) -> None:
     """vtcodec: a learned very-low-bitrate image codec (.vtk files)."""
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """An error about the input ``path`` names it, as batch runs do (unless its message already does)."""
+    try:
+        yield
+    except VtcodecError as exc:
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 def add_model_dirs(folders: Optional[list[Path]]) -> None:

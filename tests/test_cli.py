@@ -180,3 +180,28 @@ def test_corrupt_files_are_named_and_say_what_happened(cli_run, tiny_model_path,
             code, _, err = cli_run(*command, "--model", tiny_model_path)
             assert code == 3, (name, command[0], err)
             assert err.strip() == f"vtcodec: error: {path}: {message}", (command[0], err)
+
+
+def test_usage_errors_exit_2_input_errors_1(cli_run, tiny_model_path, tmp_path):
+    random_image(40, 30).save(tmp_path / "a.png")
+    model = ["--model", tiny_model_path]
+    assert cli_run("encode", tmp_path / "a.png", "-o", tmp_path / "a.vtk", *model)[0] == 0
+    usage = [
+        (
+            ["encode", tmp_path / "a.png", "-o", tmp_path / "b.vtk", "--tokens", "9"],
+            "tokens per tile must be between 0 and 8",
+        ),
+        (["encode", tmp_path / "a.png", "-o", tmp_path / "b.vtk", "-t", "4", "--bytes", "99"], "use only one of"),
+        (
+            ["decode", tmp_path / "a.vtk", "-o", tmp_path / "b.png", "--decoder", "tiled", "--realism", "0.5"],
+            "not both",
+        ),
+        (["truncate", tmp_path / "a.vtk", "-o", tmp_path / "b.vtk"], "give exactly one of tokens or bytes"),
+        (["encode", tmp_path / "a.png", "-o", tmp_path / "b.vtk", "--alpha", "maybe"], "alpha must be one of"),
+    ]
+    for args, message in usage:
+        code, _, err = cli_run(*args, *model)
+        assert code == 2 and message in err, (args, err)
+        assert_one_line_error(code, err)
+    code, _, err = cli_run("encode", tmp_path / "missing.png", "-o", tmp_path / "b.vtk", *model)
+    assert code == 1 and "no such file" in err

@@ -24,6 +24,7 @@ from vtcodec.errors import (
     InputError,
     OutputExistsError,
     UnknownModelError,
+    UsageError,
     VtcodecError,
     VtcodecWarning,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "InputError",
     "OutputExistsError",
     "UnknownModelError",
+    "UsageError",
     "VtcodecError",
     "VtcodecWarning",
     "add_model_dir",

@@ -21,7 +21,7 @@ import torch
 
 from vtcodec import codec, container
 from vtcodec.decoders import choose
-from vtcodec.errors import FormatError, InputError, UnknownModelError, VtcodecError
+from vtcodec.errors import FormatError, InputError, UnknownModelError, UsageError, VtcodecError
 from vtcodec.fileio import make_parent, read_input, write_atomic
 from vtcodec.imageio import Prepared, check_options, image_file_bytes, open_prepared, with_extras
 from vtcodec.jobs import (  # noqa: F401  (re-exported: the batch API in one place)
@@ -101,12 +101,12 @@ def _uniform_tokens(
     """The token count of every tile, or None when a per-image target (bytes, bpp, PSNR) is asked for."""
     targets = [v for v in (tokens, max_bytes, bpp, psnr) if v is not None]
     if len(targets) > 1:
-        raise InputError("use only one of tokens, bytes, bpp, psnr")
+        raise UsageError("use only one of tokens, bytes, bpp, psnr")
     if targets and tokens is None:
         return None
     tokens = min(codec.DEFAULT_TOKENS, model.config.max_tokens) if tokens is None else tokens
     if not 0 <= tokens <= model.config.max_tokens:
-        raise InputError(f"tokens per tile must be between 0 and {model.config.max_tokens}")
+        raise UsageError(f"tokens per tile must be between 0 and {model.config.max_tokens}")
     return tokens
 
 
@@ -135,7 +135,7 @@ def encode_many(
     """
     check_options(metadata, alpha)  # a bad option fails before any file is read
     if batch_size < 1 or threads < 1:
-        raise InputError("batch size and jobs must be >= 1")
+        raise UsageError("batch size and jobs must be >= 1")
     tokens = _uniform_tokens(model, tokens, max_bytes, bpp, psnr)
     run = Run(jobs, manifest, quiet, "img")
     todo = run.skip_finished(jobs, lambda path: not force and vtk_is_complete(path, model))
@@ -201,7 +201,7 @@ def decode_many(
     files; a grid decoder renders each file on its own.
     """
     if batch_size < 1 or threads < 1:
-        raise InputError("batch size and jobs must be >= 1")
+        raise UsageError("batch size and jobs must be >= 1")
     run = Run(jobs, manifest, quiet, "img")
     todo = run.skip_finished(jobs, lambda path: not force and image_is_complete(path))
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from vtcodec import container, rate
 from vtcodec.decoders import Decoder, choose
-from vtcodec.errors import InputError
+from vtcodec.errors import InputError, UsageError
 from vtcodec.imageio import Prepared, prepare, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, to_chunks
 from vtcodec.metrics import psnr_rgb
@@ -32,7 +32,7 @@ Chunks = tuple[container.Chunk, ...]
 def _decoder(model: LoadedModel, decoder: DecoderSpec, realism: float | None = None) -> Decoder:
     if isinstance(decoder, Decoder):
         if realism is not None:
-            raise InputError("give a decoder or a realism, not both")
+            raise UsageError("give a decoder or a realism, not both")
         return decoder
     return choose(model, decoder, realism)
 
@@ -70,9 +70,9 @@ def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -
     try:
         counts = np.broadcast_to(np.asarray(tokens, dtype=np.int64), (tiles,)).copy()
     except ValueError:
-        raise InputError(f"give one token count, or one per tile ({tiles})") from None
+        raise UsageError(f"give one token count, or one per tile ({tiles})") from None
     if counts.min() < 0 or counts.max() > max_tokens:
-        raise InputError(f"tokens per tile must be between 0 and {max_tokens}")
+        raise UsageError(f"tokens per tile must be between 0 and {max_tokens}")
     return counts
 
 
@@ -185,7 +185,7 @@ def encode(
         name for name, v in (("tokens", tokens), ("bytes", max_bytes), ("bpp", bpp), ("psnr", psnr)) if v is not None
     ]
     if len(chosen) > 1:
-        raise InputError(f"use only one of tokens, bytes, bpp, psnr (got {', '.join(chosen)})")
+        raise UsageError(f"use only one of tokens, bytes, bpp, psnr (got {', '.join(chosen)})")
     loaded = _resolve(model)
     prepared = _prepared(image, metadata, alpha)
     pixels = prepared.pixels
@@ -202,7 +202,7 @@ def encode(
         return EncodeResult(pack_tokens(tokenize(pixels, loaded), counts, loaded, chunks), counts)
     if bpp is not None:
         if not bpp > 0:
-            raise InputError("bpp must be positive")
+            raise UsageError("bpp must be positive")
         max_bytes = int(bpp * width * height / 8)
     if max_bytes is not None:
         _check_budget(int(max_bytes), grid, loaded, chunks)
@@ -252,7 +252,7 @@ def render(
     """
     header = stream.header
     if tokens is not None and tokens < 0:
-        raise InputError("tokens must be >= 0")
+        raise UsageError("tokens must be >= 0")
     counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
     grid = TileGrid(header.width, header.height, header.tile_size)
     pixels = _decoder(stream.model, decoder, realism).render(stream.ids, counts, grid)
@@ -283,7 +283,7 @@ def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = 
     tokens keep them (see format-spec).
     """
     if (tokens is None) == (max_bytes is None):
-        raise InputError("give exactly one of tokens or bytes")
+        raise UsageError("give exactly one of tokens or bytes")
     stream = read_tokens(data, model)
     grid = TileGrid(stream.header.width, stream.header.height, stream.header.tile_size)
     original = stream.header.token_counts
@@ -291,7 +291,7 @@ def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = 
     chunks = stream.header.chunks  # every chunk stays, unknown ones too
     if tokens is not None:
         if tokens < 0:
-            raise InputError("tokens must be >= 0")
+            raise UsageError("tokens must be >= 0")
         return pack_tokens(token_image, np.minimum(original, tokens), stream.model, chunks)
     _check_budget(max_bytes, grid, stream.model, chunks)
     if len(data) <= max_bytes:

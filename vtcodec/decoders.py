@@ -32,7 +32,7 @@ from vtcodec.decoder_files import (  # noqa: F401  (re-exported: the decoder API
     serialize_decoder,
 )
 from vtcodec.decoding import Decoder, receptive_radius  # noqa: F401
-from vtcodec.errors import InputError
+from vtcodec.errors import InputError, UsageError
 from vtcodec.models import ConvTokenizer, build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
 from vtcodec.zoo import DECODER_PREFIXES, LoadedModel  # noqa: F401
@@ -70,7 +70,7 @@ def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
     fine-tuned from the fidelity one, so the path between them stays in one basin).
     """
     if not 0.0 <= weight <= 1.0:
-        raise InputError(f"realism must be in 0 ... 1 (got {weight})")
+        raise UsageError(f"realism must be in 0 ... 1 (got {weight})")
     if weight in (0.0, 1.0):
         return realism if weight else fidelity
     if not blendable(fidelity, realism):
@@ -136,7 +136,7 @@ def choose(model: LoadedModel, name: str | Path | None = None, realism: float | 
     if realism is None:
         return load_decoder(model, name)
     if name is not None:
-        raise InputError("give a decoder or a realism, not both")
+        raise UsageError("give a decoder or a realism, not both")
     if PERCEPTUAL not in decoder_names(model):
         raise InputError(f"model {model.model_id.hex()} has no {PERCEPTUAL!r} decoder, so no realism setting")
     return blend(load_decoder(model), load_decoder(model, PERCEPTUAL), float(realism))

@@ -9,6 +9,10 @@ class InputError(VtcodecError):
     """An input file or option cannot be used (missing, not an image, bad value)."""
 
 
+class UsageError(InputError):
+    """An option or argument is not usable whatever the files hold (a bad value, a bad combination); exit 2."""
+
+
 class FormatError(VtcodecError):
     """A ``.vtk`` stream is corrupt, truncated, or of an unsupported version."""
 

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vtcodec.container import too_many_pixels
-from vtcodec.errors import InputError, LibraryWarning, VtcodecError, VtcodecWarning
+from vtcodec.errors import InputError, LibraryWarning, UsageError, VtcodecError, VtcodecWarning
 from vtcodec.fileio import check_readable
 from vtcodec.metadata import (
     DEFAULT_METADATA,
@@ -128,7 +128,7 @@ def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
 def check_options(metadata: str | frozenset[str], alpha: str) -> frozenset[str]:
     """The metadata kinds to keep; :class:`InputError` for an unknown kind or alpha mode."""
     if alpha not in ALPHA_MODES:
-        raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, not {alpha!r}")
+        raise UsageError(f"alpha must be one of {', '.join(ALPHA_MODES)}, not {alpha!r}")
     return parse_metadata(metadata)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vtcodec.errors import FormatError, InputError
+from vtcodec.errors import FormatError, InputError, UsageError
 
 ICC, EXIF, XMP, ALPHA = b"iccp", b"exif", b"xmp ", b"alph"
 METADATA_KINDS = {"icc": ICC, "exif": EXIF, "xmp": XMP}
@@ -64,7 +64,7 @@ def parse_metadata(spec: str | Iterable[str]) -> frozenset[str]:
         return frozenset()
     unknown = [n for n in names if n not in METADATA_KINDS]
     if unknown:
-        raise InputError(f"unknown metadata {unknown[0]!r} (use all, none, or a comma list of icc, exif, xmp)")
+        raise UsageError(f"unknown metadata {unknown[0]!r} (use all, none, or a comma list of icc, exif, xmp)")
     return frozenset(names)
 
 

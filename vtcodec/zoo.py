@@ -31,7 +31,7 @@ from safetensors.torch import save as save_torch
 from vtcodec import registry
 from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.context_prior import DigitContextPrior, token_layout
-from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.errors import InputError, UnknownModelError, UsageError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.prior import TokenPrior
 
@@ -83,7 +83,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise InputError(f"unknown device {device!r} (use auto, cpu or cuda)")
+        raise UsageError(f"unknown device {device!r} (use auto, cpu or cuda)")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("CUDA was asked for, but torch sees no CUDA device")
     return torch.device(device)

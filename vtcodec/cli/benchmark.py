@@ -12,7 +12,7 @@ from vtcodec.cli.common import (
     QuietOption,
     app,
 )
-from vtcodec.errors import InputError
+from vtcodec.errors import InputError, UsageError
 from vtcodec.imageio import IMAGE_SUFFIXES
 from vtcodec.zoo import load_model
 
@@ -57,7 +57,7 @@ def bench(
     chosen = [c.strip().lower() for c in codecs.split(",") if c.strip()]
     unknown = sorted(set(chosen) - {"vtcodec", "jpeg", "webp", "avif"})
     if unknown or "vtcodec" not in chosen:
-        raise InputError(f"--codecs must include vtcodec and may add jpeg, webp, avif (got {codecs!r})")
+        raise UsageError(f"--codecs must include vtcodec and may add jpeg, webp, avif (got {codecs!r})")
     if not images_dir.is_dir():
         raise InputError(f"{images_dir}: not a folder")
     files = [p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]

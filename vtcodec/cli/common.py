@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from vtcodec import batch, registry
-from vtcodec.errors import FormatError, InputError, VtcodecError, VtcodecWarning
+from vtcodec.errors import FormatError, InputError, UsageError, VtcodecError, VtcodecWarning
 
 app = typer.Typer(
     add_completion=False,
@@ -88,7 +88,7 @@ def naming(path: Path) -> Iterator[None]:
     try:
         yield
     except VtcodecError as exc:
-        if str(path) in str(exc):
+        if isinstance(exc, UsageError) or str(path) in str(exc):
             raise
         raise type(exc)(f"{path}: {exc}") from None
 
@@ -193,6 +193,9 @@ def _run_app() -> int:
     except FormatError as exc:
         print(f"vtcodec: error: {exc}", file=sys.stderr)
         return 3
+    except UsageError as exc:
+        print(f"vtcodec: error: {exc}", file=sys.stderr)
+        return 2
     except VtcodecError as exc:
         print(f"vtcodec: error: {exc}", file=sys.stderr)
         return 1

@@ -205,3 +205,45 @@ def test_usage_errors_exit_2_input_errors_1(cli_run, tiny_model_path, tmp_path):
         assert_one_line_error(code, err)
     code, _, err = cli_run("encode", tmp_path / "missing.png", "-o", tmp_path / "b.vtk", *model)
     assert code == 1 and "no such file" in err
+
+
+def test_real_pipes_through_encode_and_decode(tiny_model_path, tmp_path):
+    """cat img.png | vtcodec encode - -o - | vtcodec decode - -o - > out.png, with nothing else on stdout."""
+    random_image(70, 50).save(tmp_path / "img.png")
+    model = f"--model {tiny_model_path}"
+    vtcodec_cli = f"{sys.executable} -m vtcodec"
+    line = (
+        f"cat {tmp_path / 'img.png'} | {vtcodec_cli} encode - -o - -t 4 {model} | "
+        f"{vtcodec_cli} decode - -o - {model} > {tmp_path / 'out.png'}"
+    )
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", line], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    from PIL import Image
+
+    with Image.open(tmp_path / "out.png") as image:
+        assert image.format == "PNG" and image.size == (70, 50)
+    piped = subprocess.run(
+        [*vtcodec_cli.split(), "encode", "-", "-o", "-", "-t", "4", *model.split()],
+        input=(tmp_path / "img.png").read_bytes(),
+        capture_output=True,
+    )
+    assert piped.stdout[:3] == b"VTK" and piped.returncode == 0  # the file and nothing else
+    jpeg = subprocess.run(
+        [*vtcodec_cli.split(), "decode", "-", "-o", "-", "--format", "jpg", *model.split()],
+        input=piped.stdout,
+        capture_output=True,
+    )
+    assert jpeg.returncode == 0 and jpeg.stdout[:2] == b"\xff\xd8"
+
+
+def test_output_names_must_say_what_is_written(cli_run, tiny_model_path, tmp_path):
+    random_image(40, 30).save(tmp_path / "a.png")
+    model = ["--model", tiny_model_path]
+    code, _, err = cli_run("encode", tmp_path / "a.png", "-o", tmp_path / "out.webp", *model)
+    assert code == 2 and "use `vtcodec decode` to write images" in err and not (tmp_path / "out.webp").exists()
+    assert cli_run("encode", tmp_path / "a.png", "-o", tmp_path / "out.webp", "--force-name", *model)[0] == 0
+    assert (tmp_path / "out.webp").read_bytes()[:3] == b"VTK"
+    code, _, err = cli_run("decode", tmp_path / "out.webp", "-o", tmp_path / "x.xyz", *model)
+    assert code == 2 and "unknown image suffix '.xyz'" in err
+    code, _, err = cli_run("encode", "-", *model)
+    assert code == 2 and "standard input needs -o" in err

@@ -208,11 +208,18 @@ def read_image(path: str | Path, frame: int | None = None) -> Image.Image:
 
 
 def open_prepared(
-    path: str | Path, frame: int | None = None, metadata: str | frozenset[str] = DEFAULT_METADATA, alpha: str = "keep"
+    path: str | Path,
+    frame: int | None = None,
+    metadata: str | frozenset[str] = DEFAULT_METADATA,
+    alpha: str = "keep",
+    data: bytes | None = None,
 ) -> Prepared:
-    """:func:`prepare` of one frame of an image file; every failure is an :class:`InputError` naming the file."""
+    """:func:`prepare` of one frame of an image file; every failure is an :class:`InputError` naming the file.
+
+    With ``data``, the image is those bytes (standard input, say) and ``path`` only names it.
+    """
     check_options(metadata, alpha)  # a bad option is no fault of the file
-    return _read(Path(path), frame, lambda img: prepare(img, metadata, alpha))
+    return _read(Path(path), frame, lambda img: prepare(img, metadata, alpha), data=data)
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -225,15 +232,18 @@ _stderr_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _libtiff_messages(path: Path) -> Iterator[None]:
+def _libtiff_messages(path: Path, data: bytes | None = None) -> Iterator[None]:
     """While a TIFF is read, what libtiff prints on the process's stderr becomes one :class:`LibraryWarning`.
 
     libtiff writes its warnings and errors straight to file descriptor 2, past Python, so a bad
     TIFF would spill dozens of lines before vtcodec's one-line error. Other formats pass untouched.
     """
     try:
-        with path.open("rb") as fh:
-            is_tiff = fh.read(4) in _TIFF_MAGIC
+        if data is not None:
+            is_tiff = data[:4] in _TIFF_MAGIC
+        else:
+            with path.open("rb") as fh:
+                is_tiff = fh.read(4) in _TIFF_MAGIC
     except OSError:
         is_tiff = False
     if not is_tiff:
@@ -254,10 +264,11 @@ def _libtiff_messages(path: Path) -> Iterator[None]:
                 warnings.warn(f"{path}: libtiff: {' / '.join(said.splitlines())}", LibraryWarning, stacklevel=3)
 
 
-def _read(path: Path, frame: int | None, convert, warn_frames: bool = True):
-    check_readable(path)
+def _read(path: Path, frame: int | None, convert, warn_frames: bool = True, data: bytes | None = None):
+    if data is None:
+        check_readable(path)
     try:
-        with _libtiff_messages(path), Image.open(path) as img:
+        with _libtiff_messages(path, data), Image.open(path if data is None else io.BytesIO(data)) as img:
             refused = too_many_pixels(*img.size)
             if refused is not None:
                 raise InputError(f"refused, too many pixels: {refused}")
@@ -293,11 +304,11 @@ def _read(path: Path, frame: int | None, convert, warn_frames: bool = True):
 
 
 def image_format_for(path: Path) -> str:
-    """The Pillow format name for an output suffix, or :class:`InputError`."""
+    """The Pillow format name for an output suffix, or :class:`UsageError`."""
     Image.init()
     fmt = Image.EXTENSION.get(Path(path).suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: unknown image suffix {Path(path).suffix!r} (try .png)")
+        raise UsageError(f"{path}: unknown image suffix {Path(path).suffix!r} (try .png)")
     return fmt
 
 

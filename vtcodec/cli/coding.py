@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,7 +32,7 @@ from vtcodec.cli.common import (
     set_verbose,
 )
 from vtcodec.decoders import decoder_names
-from vtcodec.errors import UnknownModelError
+from vtcodec.errors import UnknownModelError, UsageError
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
 from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, item_sizes
@@ -84,17 +85,24 @@ def encode(
     keep_metadata: MetadataOption = DEFAULT_METADATA,
     alpha: AlphaOption = "keep",
     frame: FrameOption = None,
+    force_name: Annotated[
+        bool, typer.Option("--force-name", help="Write the .vtk file under -o's name even if it is not .vtk.")
+    ] = False,
 ) -> None:
     """Compress images into .vtk files (one target: --tokens, --bytes, --bpp or --psnr).
 
     Several inputs, a folder or a glob make a batch run: -o names a folder that
     mirrors the input tree, outputs that already exist and verify are skipped (a
     rerun resumes), and a failure on one file does not stop the others.
+    `-` reads the image from standard input; `-o -` writes the .vtk to standard output.
     """
     set_pixel_limit(max_pixels)
     set_verbose(verbose)
+    single = images == [STDIO] or not is_batch(images, output, manifest)
+    if single:
+        output = _single_output(images[0], output, ".vtk", force_name)
     loaded = load_model(model, device)
-    if is_batch(images, output, manifest):
+    if not single:
         rank, world = batch.shard()
         out_dir = batch_output_dir(output)
         all_jobs = batch.collect_jobs(images, out_dir, IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
@@ -115,13 +123,48 @@ def encode(
         )
         report(summary, rank, world)
         return
-    image = Path(images[0])
     target = {"tokens": tokens, "max_bytes": max_bytes, "bpp": bpp, "psnr": psnr}
-    _encode_file(image, output or image.with_suffix(".vtk"), force, frame, keep_metadata, alpha, loaded, target)
+    _encode_file(images[0], output, force, frame, keep_metadata, alpha, loaded, target)
+
+
+STDIO = "-"  # as an input: standard input; as -o: standard output
+STDIN_NAME = "<stdin>"  # how messages name standard input
+
+
+def _single_output(source: str, output: Optional[Path], suffix: str, force_name: bool = False) -> Path:
+    """The output of a one-file command: ``-o`` (checked against ``suffix``) or the default beside the input."""
+    if output is None:
+        if source == STDIO:
+            raise UsageError("reading standard input needs -o (a file, or - for standard output)")
+        return (
+            Path(source).with_suffix(suffix)
+            if suffix == ".vtk"
+            else Path(source).with_name(Path(source).stem + ".decoded" + suffix)
+        )
+    if str(output) == STDIO:
+        return output
+    if suffix == ".vtk" and output.suffix.lower() != ".vtk" and not force_name:
+        raise UsageError(
+            f"{output}: encode writes .vtk files; name it .vtk, or use `vtcodec decode` to write images "
+            "(--force-name keeps this name)"
+        )
+    if suffix != ".vtk":
+        image_format_for(output)  # an unknown image suffix is a usage error
+    return output
+
+
+def _write(out: Path, data: bytes, force: bool) -> str:
+    """Write ``data`` to ``out`` (atomically) or to standard output; how messages name where it went."""
+    if str(out) == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return "<stdout>"
+    write_atomic(out, data, force=force)
+    return str(out)
 
 
 def _encode_file(
-    image: Path,
+    image: str,
     out: Path,
     force: bool,
     frame: int | None,
@@ -131,13 +174,17 @@ def _encode_file(
     target: dict,
 ) -> None:
     """Encode one image to ``out`` (``target``: encode's tokens, max_bytes, bpp, psnr); report on stderr."""
-    check_writable(out, force)
-    prepared = open_prepared(image, frame, keep_metadata, alpha)
+    if str(out) != STDIO:
+        check_writable(out, force)
+    if image == STDIO:
+        prepared = open_prepared(STDIN_NAME, frame, keep_metadata, alpha, data=sys.stdin.buffer.read())
+    else:
+        prepared = open_prepared(image, frame, keep_metadata, alpha)
     result = codec.encode(prepared, model=model, **target)
-    write_atomic(out, result.data, force=force)
+    where = _write(out, result.data, force)
     size = len(result.data)
     height, width = prepared.pixels.shape[:2]
-    summary = f"{out}: {size} bytes, {8 * size / (width * height):.4f} bpp, {width}x{height}"
+    summary = f"{where}: {size} bytes, {8 * size / (width * height):.4f} bpp, {width}x{height}"
     if prepared.extras.alpha is not None:
         summary += ", with alpha"
     if result.psnr is not None:
@@ -163,7 +210,7 @@ def decode(
         Optional[int], typer.Option("--tokens", "-t", min=0, help="Decode only the first N tokens of each tile.")
     ] = None,
     image_format: Annotated[
-        str, typer.Option("--format", help="Image suffix of batch outputs written to a folder.")
+        str, typer.Option("--format", help="Image suffix of outputs written to a folder or to standard output.")
     ] = "png",
     force: ForceOption = False,
     model: ModelOption = None,
@@ -186,12 +233,18 @@ def decode(
     verbose: VerboseOption = False,
     max_pixels: MaxPixelsOption = None,
 ) -> None:
-    """Decompress .vtk files into images (format from the output suffix)."""
+    """Decompress .vtk files into images (format from the output suffix).
+
+    `-` reads the .vtk from standard input; `-o -` writes the image to standard output (--format, PNG by default).
+    """
     set_pixel_limit(max_pixels)
     set_verbose(verbose)
     add_model_dirs(model_dir)
     target = resolve_device(device)
-    if is_batch(files, output, manifest):
+    single = files == [STDIO] or not is_batch(files, output, manifest)
+    if single:
+        output = _single_output(files[0], output, "." + image_format.lstrip(".").lower())
+    if not single:
         rank, world = batch.shard()
         out_dir = batch_output_dir(output)
         suffix = "." + image_format.lstrip(".").lower()
@@ -216,14 +269,16 @@ def decode(
         )
         report(summary, rank, world)
         return
-    file = Path(files[0])
-    out = output or file.with_name(file.stem + ".decoded.png")
-    check_writable(out, force)
+    file = Path(STDIN_NAME if files[0] == STDIO else files[0])
+    if str(output) != STDIO:
+        check_writable(output, force)
     with naming(file):
-        stream = codec.read_tokens(read_input(file), models=[model] if model else [], device=target)
+        data = sys.stdin.buffer.read() if files[0] == STDIO else read_input(file)
+        stream = codec.read_tokens(data, models=[model] if model else [], device=target)
         image = codec.render(stream, tokens, decoder, realism)
-    write_atomic(out, image_file_bytes(image, out), force=force)
-    typer.echo(f"{out}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
+    fmt_path = Path("stdout." + image_format.lstrip(".")) if str(output) == STDIO else output
+    where = _write(output, image_file_bytes(image, fmt_path), force)
+    typer.echo(f"{where}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
 
 
 @app.command()

@@ -62,8 +62,15 @@ def test_every_bit_flip_is_rejected():
 
 
 def test_extended_file_is_rejected():
-    with pytest.raises(FormatError, match="payload length"):
-        unpack(make([3] * 6) + b"\0")
+    data = make([3] * 6)
+    with pytest.raises(FormatError, match=f"corrupt file: 1 byte past its end \\({len(data)} bytes\\)"):
+        unpack(data + b"\0")
+
+
+def test_truncated_file_says_how_much_is_there():
+    data = make([3] * 6)
+    with pytest.raises(FormatError, match=f"truncated: {len(data) - 5} of {len(data)} bytes"):
+        unpack(data[:-5])
 
 
 def _refresh_crc(body: bytes) -> bytes:

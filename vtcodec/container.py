@@ -261,7 +261,8 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     if body_end + 4 > len(data):
         raise FormatError(f"truncated: {len(data)} of {body_end + 4} bytes")
     if body_end + 4 < len(data):
-        raise FormatError(f"corrupt file: {len(data) - body_end - 4} bytes past its end ({body_end + 4} bytes)")
+        extra = len(data) - body_end - 4
+        raise FormatError(f"corrupt file: {extra} byte{'s' * (extra > 1)} past its end ({body_end + 4} bytes)")
     (stored_crc,) = struct.unpack("<I", data[body_end:])
     if zlib.crc32(data[:body_end]) != stored_crc:
         raise FormatError("corrupt (checksum mismatch)")

@@ -1,5 +1,8 @@
 """Train a whole-grid decoder for a fixed token space: the encoder, quantizer and prior stay frozen.
 
+With ``train_encoder`` the encoder learns too (a joint run, optionally with a rate term and a grown
+encoder): the tokens change, so the run makes a new token space, exported by ``run_decoder``.
+
 Each sample is a crop of ``rows x cols`` tiles. The frozen encoder tokenizes every
 tile, every tile keeps its own random prefix (or all tiles one, as ``--tokens``
 files have), and the decoder renders the crop as one mosaic

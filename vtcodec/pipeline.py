@@ -45,9 +45,9 @@ def encode_tiles(model: LoadedModel, tiles: torch.Tensor) -> torch.Tensor:
     algorithm by shape and memory layout, and another algorithm can round a value to the other
     side of an FSQ step (tiles cut from an HWC image arrive channels-last, a concatenation is
     NCHW). With one shape and one layout, a tile's tokens do not depend on the batch size, the
-    other images of a batch, or single or batch mode. On 1 CPU thread (2026-12-05), 4 tiles a pass
-    encode a Kodak image in 0.97x the time of one pass over all its tiles in NCHW, and a one-tile
-    image in 2.9x (2 tiles: 1.08x and 1.7x; 8 tiles: 0.91x and 5.5x).
+    other images of a batch, or single or batch mode. On 1 CPU thread (``benchmarks/encode_shape.py``,
+    2026-12-05), passes of 4 encode a Kodak image in 1.00x the time of one pass over all its tiles and
+    a one-tile image in 3.0x (passes of 2: 1.11x and 1.8x; of 8: 0.94x and 5.8x).
     """
     shape = ENCODE_SHAPE.get(model.device.type, ENCODE_SHAPE["cpu"])
     out = []

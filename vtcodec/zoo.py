@@ -165,12 +165,7 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
         if len(model_id) != MODEL_ID_BYTES:
             raise ValueError(f"model id of {len(model_id)} bytes")
-        if has_decoder:
-            model.load_state_dict(state)
-        else:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if unexpected or any(not k.startswith(DECODER_PREFIXES) for k in missing):
-                raise ValueError(f"tensors do not fit the config ({(unexpected or missing)[:3]})")
+        model.load_state_dict(state, strict=has_decoder)  # check_tensors: only decoder tensors may be missing
         context = None
         if tables:
             layout = context_layout(model)

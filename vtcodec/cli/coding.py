@@ -241,13 +241,13 @@ def decode(
     set_verbose(verbose)
     add_model_dirs(model_dir)
     target = resolve_device(device)
+    suffix = "." + image_format.lstrip(".").lower()
     single = files == [STDIO] or not is_batch(files, output, manifest)
     if single:
-        output = _single_output(files[0], output, "." + image_format.lstrip(".").lower())
+        output = _single_output(files[0], output, suffix)
     if not single:
         rank, world = batch.shard()
         out_dir = batch_output_dir(output)
-        suffix = "." + image_format.lstrip(".").lower()
         image_format_for(Path("x" + suffix))
 
         def name(p: Path) -> Path:
@@ -276,7 +276,7 @@ def decode(
         data = sys.stdin.buffer.read() if files[0] == STDIO else read_input(file)
         stream = codec.read_tokens(data, models=[model] if model else [], device=target)
         image = codec.render(stream, tokens, decoder, realism)
-    fmt_path = Path("stdout." + image_format.lstrip(".")) if str(output) == STDIO else output
+    fmt_path = Path("stdout" + suffix) if str(output) == STDIO else output
     where = _write(output, image_file_bytes(image, fmt_path), force)
     typer.echo(f"{where}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
 

@@ -51,21 +51,17 @@ def split_tiles(crops: torch.Tensor, tile: int) -> torch.Tensor:
     return tiles.reshape(b, rows * cols, c, tile, tile)
 
 
-def tokenize_crops(model: ConvTokenizer, crops: torch.Tensor, grad: bool = False) -> torch.Tensor:
-    """(B, 3, R * T, C * T) -> quantized codes (B, R * C, K, D); with ``grad``, straight through the rounding."""
-    return tokenize_crops_bounded(model, crops, grad)[0]
-
-
-def tokenize_crops_bounded(
-    model: ConvTokenizer, crops: torch.Tensor, grad: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`tokenize_crops`, and the FSQ values before rounding (B * R * C, K, D) that a rate term prices."""
+def tokenize_crops(
+    model: ConvTokenizer, crops: torch.Tensor, grad: bool = False, priced: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, 3, R * T, C * T) -> quantized codes (B, R * C, K, D) (with ``grad``, straight through the
+    rounding) and, when ``priced``, the FSQ values before rounding (B * R * C, K, D) for a rate term."""
     tiles = split_tiles(crops, model.tile_size)
     b, n = tiles.shape[:2]
     with torch.set_grad_enabled(grad):
         latents = model._latent(tiles.flatten(0, 1))
         codes, _ = model.quantizer(latents)
-        bounded = model.quantizer.bound(latents)
+        bounded = model.quantizer.bound(latents) if priced else None
     return codes.view(b, n, *codes.shape[1:]), bounded
 
 
@@ -111,7 +107,7 @@ def evaluate(
     tile, cell = model.tile_size, model.config.cell_size
     rows, cols = crops.shape[2] // tile, crops.shape[3] // tile
     out: dict[str, float] = {}
-    codes = torch.cat([tokenize_crops(model, chunk) for chunk in crops.split(8)])
+    codes = torch.cat([tokenize_crops(model, chunk)[0] for chunk in crops.split(8)])
     for n in token_counts:
         lengths = torch.full(codes.shape[:2], n, device=codes.device)
         rec = torch.cat(
@@ -280,7 +276,7 @@ def train_decoder(
         t0 = time.time()
         # Crops are square; a crop of rows x cols tiles is its top-left part.
         crops = sampler.sample(cfg.batch_size)[:, :, : cfg.rows * tile, : cfg.cols * tile].to(device)
-        codes, bounded = tokenize_crops_bounded(model, crops, grad=cfg.train_encoder)
+        codes, bounded = tokenize_crops(model, crops, grad=cfg.train_encoder, priced=rate is not None)
         lengths = tile_lengths(cfg.batch_size, cfg.rows * cfg.cols, model.max_tokens, cfg, gen).to(device)
         for group, scale in zip(opt.param_groups, lr_scales, strict=True):
             group["lr"] = learning_rate(cfg, step, elapsed) * scale

@@ -9,7 +9,13 @@ from vtcodec.errors import InputError
 from vtcodec.models import build_model
 from vtcodec.training.config import decoder_settings, tokenizer_settings
 from vtcodec.training.decoder import train_decoder
-from vtcodec.training.export import checkpoint_network, checkpoint_settings, export_decoder, export_model
+from vtcodec.training.export import (
+    checkpoint_network,
+    export_decoder,
+    export_model,
+    load_checkpoint,
+    state_network,
+)
 from vtcodec.training.tokenizer import train
 
 
@@ -87,7 +93,8 @@ def run_decoder(
     elif not ckpt.exists():
         raise InputError(f"{ckpt}: no checkpoint to export")
     path = Path(out) / "decoder.safetensors"
+    state = load_checkpoint(ckpt)  # once: a joint run's checkpoint holds two networks' worth of state
     token_space = None
-    if checkpoint_settings(ckpt).get("train_encoder"):
-        token_space = export_model(checkpoint_network(ckpt), data, Path(out) / "model.safetensors", val_dir=val)
-    return path, export_decoder(ckpt, path, name, weights, token_space)
+    if state["train_config"].get("train_encoder"):
+        token_space = export_model(state_network(state), data, Path(out) / "model.safetensors", val_dir=val)
+    return path, export_decoder(state, path, name, weights, token_space)

@@ -64,6 +64,14 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR)
 
 
+def image_folder(folder: Path, count: int, width: int, height: int) -> Path:
+    """``folder`` (created) holding ``count`` random images ``0.png`` ... of ``width x height``."""
+    folder.mkdir()
+    for i in range(count):
+        random_image(width, height, seed=i).save(folder / f"{i}.png")
+    return folder
+
+
 def run(args, capsys, monkeypatch):
     import vtcodec
 

@@ -28,7 +28,7 @@ from vtcodec.imageio import open_prepared
 from vtcodec.pipeline import TileEncoder, tokenize_pixels
 from vtcodec.zoo import load_model
 
-from .conftest import ROOT, SAMPLES, SHARED, assert_one_line_error, random_image
+from .conftest import ROOT, SAMPLES, SHARED, assert_one_line_error, image_folder, random_image
 from .test_fuzz import with_metadata
 
 
@@ -189,8 +189,12 @@ def test_a_planted_pickle_in_a_checkpoint_never_runs(command, cli_run, tiny_mode
 
 
 def _peak_rss_of(code: str) -> tuple[int, str]:
-    """Run ``code`` in a fresh interpreter; its peak RSS (bytes) and its stderr."""
-    script = f"{code}\nimport resource, sys\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    """Run ``code`` in a fresh interpreter; its peak RSS (bytes) and its stderr.
+
+    VmHWM, not getrusage's ru_maxrss: Linux carries the parent's (pytest's) peak across fork and exec.
+    """
+    peak = "next(line for line in open('/proc/self/status') if line.startswith('VmHWM:')).split()[1]"
+    script = f"{code}\nimport sys\nprint({peak}, file=sys.stderr)"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     return int(done.stderr.strip().splitlines()[-1]) * 1024, done.stderr
 
@@ -287,10 +291,7 @@ def test_every_single_file_command_says_one_line_on_a_failing_disk(where, reques
 def test_a_batch_into_a_read_only_folder_reports_each_file_and_goes_on(
     cli_run, read_only_dir, tiny_model_path, tmp_path
 ):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for i in range(3):
-        random_image(40, 30, seed=i).save(inputs / f"{i}.png")
+    inputs = image_folder(tmp_path / "in", 3, 40, 30)
     code, _, err = cli_run("encode", inputs, "-o", read_only_dir / "new", "-q", "--model", tiny_model_path)
     assert code == 1 and "Traceback" not in err
     assert err.count("cannot create its folder (Read-only file system)") == 6  # as it happens, and in the summary
@@ -298,10 +299,7 @@ def test_a_batch_into_a_read_only_folder_reports_each_file_and_goes_on(
 
 
 def test_a_manifest_on_a_full_disk_is_one_line_and_fails_the_run(cli_run, tiny_model_path, tmp_path):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for i in range(3):
-        random_image(40, 30, seed=i).save(inputs / f"{i}.png")
+    inputs = image_folder(tmp_path / "in", 3, 40, 30)
     out = tmp_path / "out"
     code, _, err = cli_run("encode", inputs, "-o", out, "-q", "--manifest", "/dev/full", "--model", tiny_model_path)
     assert code == 1 and "Traceback" not in err and "exception calling callback" not in err

@@ -16,7 +16,7 @@ from vtcodec.models.growth import grow_decoder, layer_keys, map_index
 from vtcodec.tiling import TileGrid
 from vtcodec.zoo import load_model
 
-from .conftest import TINY_CONFIG, assert_one_line_error, random_image
+from .conftest import TINY_CONFIG, assert_one_line_error, image_folder, random_image
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +200,7 @@ def test_token_image_grid_matches_render_shape(tiny_model):
 
 
 def test_train_decoder_resume_export_and_decode(cli_run, tiny_model_path, tiny_model, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(4):
-        random_image(100, 70, seed=i).save(data / f"{i}.png")
+    data = image_folder(tmp_path / "data", 4, 100, 70)
     config = tmp_path / "dec.json"
     config.write_text(json.dumps({"decoder_train": {"batch_size": 2, "log_every": 2, "eval_every": 4}}))
     run = tmp_path / "run"
@@ -354,10 +351,7 @@ def test_grown_decoder_file_keeps_its_architecture(tiny_model, trained_looking, 
 
 
 def test_train_decoder_grows_and_resumes(cli_run, tiny_model_path, tiny_model, trained_looking, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        random_image(80, 70, seed=i).save(data / f"{i}.png")
+    data = image_folder(tmp_path / "data", 3, 80, 70)
     start = tmp_path / "start.decoder.safetensors"
     save_decoder(trained_looking, "grid", tiny_model.model_id, start, grid_from=3)
     config = tmp_path / "grow.json"
@@ -401,10 +395,7 @@ def test_training_from_a_grown_decoder_keeps_its_grid_split(tiny_model, tiny_mod
 def test_train_decoder_with_the_perceptual_loss(cli_run, tiny_model_path, tiny_model, tmp_path):
     from vtcodec.perceptual import STLPIPS
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        random_image(70, 70, seed=i).save(data / f"{i}.png")
+    data = image_folder(tmp_path / "data", 3, 70, 70)
     torch.manual_seed(0)
     weights = tmp_path / "alex_shift_tolerant.pth"
     torch.save({k: v for k, v in STLPIPS().state_dict().items() if not k.endswith("filt")}, weights)
@@ -441,10 +432,7 @@ def test_train_decoder_with_the_perceptual_loss(cli_run, tiny_model_path, tiny_m
 def test_joint_run_grows_the_encoder_and_exports_a_new_token_space(cli_run, tiny_model_path, tiny_model, tmp_path):
     """train_encoder: the encoder learns (here grown by a block per stage, starting as the old one), and the
     run exports a model file with refitted priors and a decoder file that serves it."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(4):
-        random_image(100, 70, seed=i).save(data / f"{i}.png")
+    data = image_folder(tmp_path / "data", 4, 100, 70)
     config = tmp_path / "joint.json"
     architecture = {"encoder_blocks": 2}
     spec = {"batch_size": 2, "log_every": 2, "train_encoder": True, "architecture": architecture, "lr": 1e-3}
@@ -489,10 +477,7 @@ def test_the_rate_term_prices_digits_and_pulls_them_toward_likely_levels():
 
 
 def test_a_joint_run_with_a_rate_term_logs_bits_and_needs_the_encoder(cli_run, tiny_model_path, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        random_image(80, 70, seed=i).save(data / f"{i}.png")
+    data = image_folder(tmp_path / "data", 3, 80, 70)
     config = tmp_path / "rate.json"
     spec = {"batch_size": 2, "log_every": 1, "train_encoder": True, "rate_weight": 0.05}
     config.write_text(json.dumps({"decoder_train": spec}))

@@ -115,7 +115,7 @@ def test_cli_batch_exit_code_and_summary(tmp_path: Path, tiny_model_path: Path) 
 
 def run_cli(args: list[str], env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "vtcodec", *args, "-q"], capture_output=True, text=True, env=env, timeout=300, **kwargs
+        [sys.executable, "-m", "vtcodec", *args, "-Q"], capture_output=True, text=True, env=env, timeout=300, **kwargs
     )
 
 
@@ -123,7 +123,7 @@ def run_cli(args: list[str], env: dict | None = None, **kwargs) -> subprocess.Co
 def test_killed_batch_run_loses_nothing(tmp_path: Path, tiny_model_path: Path, sig: signal.Signals) -> None:
     make_tree(tmp_path / "in", count=60, size=(96, 64))
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "vtcodec", "encode", str(tmp_path / "in"), "-o", str(out), "-q"]
+    args = [sys.executable, "-m", "vtcodec", "encode", str(tmp_path / "in"), "-o", str(out), "-Q"]
     args += ["--model", str(tiny_model_path), "--batch-size", "1", "-j", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for attempt in range(2):
@@ -149,7 +149,7 @@ def test_torchrun_two_ranks_convert_every_file_once(tmp_path: Path, tiny_model_p
     manifest = tmp_path / "m.jsonl"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "vtcodec"]
     cmd += ["encode", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path)]
-    cmd += ["--manifest", str(manifest), "--device", "cpu", "-q"]
+    cmd += ["--manifest", str(manifest), "--device", "cpu", "-Q"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr

@@ -292,7 +292,7 @@ def test_a_batch_into_a_read_only_folder_reports_each_file_and_goes_on(
     cli_run, read_only_dir, tiny_model_path, tmp_path
 ):
     inputs = image_folder(tmp_path / "in", 3, 40, 30)
-    code, _, err = cli_run("encode", inputs, "-o", read_only_dir / "new", "-q", "--model", tiny_model_path)
+    code, _, err = cli_run("encode", inputs, "-o", read_only_dir / "new", "-Q", "--model", tiny_model_path)
     assert code == 1 and "Traceback" not in err
     assert err.count("cannot create its folder (Read-only file system)") == 6  # as it happens, and in the summary
     assert "0 converted" in err and "3 failed" in err
@@ -301,7 +301,7 @@ def test_a_batch_into_a_read_only_folder_reports_each_file_and_goes_on(
 def test_a_manifest_on_a_full_disk_is_one_line_and_fails_the_run(cli_run, tiny_model_path, tmp_path):
     inputs = image_folder(tmp_path / "in", 3, 40, 30)
     out = tmp_path / "out"
-    code, _, err = cli_run("encode", inputs, "-o", out, "-q", "--manifest", "/dev/full", "--model", tiny_model_path)
+    code, _, err = cli_run("encode", inputs, "-o", out, "-Q", "--manifest", "/dev/full", "--model", tiny_model_path)
     assert code == 1 and "Traceback" not in err and "exception calling callback" not in err
     assert err.count("/dev/full: cannot write the manifest (No space left on device)") == 2  # once, and the summary
     assert len(list(out.glob("*.vtk"))) == 3  # the files themselves are written
@@ -363,10 +363,10 @@ def test_tokens_do_not_depend_on_the_batch():
 
 def test_batch_decode_tokens_and_bench_into_a_read_only_folder(cli_run, read_only_dir, vtk_file, tiny_model_path):
     model = ["--model", tiny_model_path]
-    code, _, err = cli_run("decode", vtk_file.parent, "-o", read_only_dir / "png", "-q", *model)
+    code, _, err = cli_run("decode", vtk_file.parent, "-o", read_only_dir / "png", "-Q", *model)
     assert code == 1 and "Traceback" not in err and "cannot create its folder (Read-only file system)" in err
     for command in (
-        ["tokens", vtk_file, "-o", read_only_dir / "shards", "-q", *model],
+        ["tokens", vtk_file, "-o", read_only_dir / "shards", "-Q", *model],
         ["bench", vtk_file.parent, "--out", read_only_dir / "bench", "--codecs", "vtcodec", *model],
     ):
         code, _, err = cli_run(*command)

@@ -196,8 +196,13 @@ def test_usage_errors_exit_2_input_errors_1(cli_run, tiny_model_path, tmp_path):
             ["decode", tmp_path / "a.vtk", "-o", tmp_path / "b.png", "--decoder", "tiled", "--realism", "0.5"],
             "not both",
         ),
-        (["truncate", tmp_path / "a.vtk", "-o", tmp_path / "b.vtk"], "give exactly one of tokens or bytes"),
+        (["truncate", tmp_path / "a.vtk", "-o", tmp_path / "b.vtk"], "give exactly one of tokens, bytes or bpp"),
+        (["truncate", tmp_path / "a.vtk", "-o", tmp_path / "b.vtk", "--bpp", "0"], "bpp must be positive"),
         (["encode", tmp_path / "a.png", "-o", tmp_path / "b.vtk", "--alpha", "maybe"], "alpha must be one of"),
+        (["encode", tmp_path / "a.png", "-o", tmp_path / "b.vtk", "-t", "-1"], "must be 0 or more, not -1"),
+        (["encode", tmp_path / "a.png", "-o", tmp_path / "b.vtk", "--bytes", "0"], "must be 1 or more, not 0"),
+        (["decode", tmp_path / "a.vtk", "-o", tmp_path / "b.png", "--realism", "2"], "must be 0.0 … 1.0, not 2.0"),
+        (["decode", tmp_path / "a.vtk", "-o", tmp_path / "b.png", "-j", "0"], "must be 1 or more, not 0"),
     ]
     for args, message in usage:
         code, _, err = cli_run(*args, *model)
@@ -247,3 +252,49 @@ def test_output_names_must_say_what_is_written(cli_run, tiny_model_path, tmp_pat
     assert code == 2 and "unknown image suffix '.xyz'" in err
     code, _, err = cli_run("encode", "-", *model)
     assert code == 2 and "standard input needs -o" in err
+
+
+COMMANDS = ("encode", "decode", "info", "truncate", "train", "tokens", "train-decoder", "bench")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_names_values_in_words(cli_run, command):
+    """One line per option, metavars such as N and FILE: no typer placeholders, no stale texts."""
+    code, out, _ = cli_run(command, "--help")
+    assert code == 0
+    for placeholder in ("<int", "<float", "<str", "<path", "<list", "{", "[x>", "[x<", "tar shard", "WebDataset"):
+        assert placeholder not in out, (command, placeholder)
+
+
+def test_help_shows_examples(cli_run):
+    for command, example in (("encode", "vtcodec encode photo.png"), ("decode", "vtcodec decode photo.vtk")):
+        code, out, _ = cli_run(command, "--help")
+        assert code == 0 and example in out
+
+
+def test_truncate_takes_a_bpp_budget(cli_run, tmp_path):
+    sample = ROOT / "samples" / "parrots-t16.vtk"  # 384x256, made with the shipped model
+    code, _, err = cli_run("truncate", sample, "-o", tmp_path / "b.vtk", "--bpp", "0.006")
+    assert code == 0, err
+    size = (tmp_path / "b.vtk").stat().st_size
+    assert 0.5 * int(0.006 * 384 * 256 / 8) < size <= int(0.006 * 384 * 256 / 8)
+
+
+def test_info_separates_decoders_that_are_not_installed(cli_run, tmp_path, monkeypatch):
+    from vtcodec import registry
+
+    sample = ROOT / "samples" / "parrots-t16.vtk"
+    monkeypatch.setattr(registry, "model_dirs", lambda: [tmp_path])  # an empty model folder
+    code, out, _ = cli_run("info", sample, "--json")
+    record = json.loads(out)
+    assert code == 0 and "tiled" in record["decoders_not_installed"] and "tiled" not in record["decoders"]
+    code, out, _ = cli_run("info", sample)
+    assert "not installed: " in out and "tiled" not in out.splitlines()[1]
+
+
+def test_batch_summary_rates_show_small_files():
+    from vtcodec.jobs import throughput
+
+    assert throughput(2400, 10.0) == "240 B/s"
+    assert throughput(24_000, 10.0) == "2.40 kB/s"
+    assert throughput(24_000_000, 10.0) == "2.40 MB/s"

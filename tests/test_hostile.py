@@ -79,7 +79,7 @@ def test_odd_images_encode_under_the_policy(name, cli_run, tiny_model_path, tmp_
     with Image.open(source) as original:
         size = original.size
         assert name != "16bit.png" or original.mode.startswith("I")
-    code, _, err = cli_run("encode", source, "-o", tmp_path / "x.vtk", "--model", tiny_model_path, "-q")
+    code, _, err = cli_run("encode", source, "-o", tmp_path / "x.vtk", "--model", tiny_model_path, "-Q")
     assert code == 0, err
     assert cli_run("decode", tmp_path / "x.vtk", "-o", tmp_path / "x.png", "--model", tiny_model_path)[0] == 0
     assert Image.open(tmp_path / "x.png").size == size

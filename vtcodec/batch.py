@@ -35,7 +35,7 @@ from vtcodec.jobs import (  # noqa: F401  (re-exported: the batch API in one pla
     shard,
     vtk_is_complete,
 )
-from vtcodec.metadata import DEFAULT_METADATA, Extras, to_chunks
+from vtcodec.metadata import DEFAULT_METADATA, Extras
 from vtcodec.pipeline import TileEncoder, TileRenderer
 from vtcodec.tiling import TileGrid
 from vtcodec.zoo import LoadedModel
@@ -166,7 +166,12 @@ def encode_many(
                 prepared, size = future.result()
                 height, width = prepared.pixels.shape[:2]
                 grid = TileGrid(width, height, model.config.tile_size)
-                item = _Pending(job, grid, size, started, to_chunks(prepared.extras))
+                chunks, flat = codec.side_chunks(prepared)
+                item = _Pending(job, grid, size, started, chunks)
+                if tokens is not None and flat:
+                    empty = codec.flat_file(grid, model, chunks)
+                    finish(item, empty.data, empty.counts, {})
+                    continue
                 if tokens is not None:
                     encoder.add(item, prepared.pixels)
                     continue

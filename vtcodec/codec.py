@@ -6,7 +6,8 @@ container) are ``vtcodec.pipeline``; this module chooses what they do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,14 @@ from vtcodec import container, rate
 from vtcodec.decoders import Decoder, choose
 from vtcodec.errors import InputError, UsageError
 from vtcodec.imageio import Prepared, prepare, with_extras
-from vtcodec.metadata import DEFAULT_METADATA, to_chunks
+from vtcodec.metadata import DEFAULT_METADATA, to_chunks, tone_of
 from vtcodec.metrics import psnr_rgb
 from vtcodec.pipeline import DecodedStream, ModelSpec, TokenImage, pack_tokens, read_tokens, tokenize_pixels
 from vtcodec.tiling import TileGrid
 from vtcodec.zoo import LoadedModel, load_model
 
 DEFAULT_TOKENS = 64
+SMALL_IMAGE_PIXELS = 32 * 32  # up to this size an image carries its exact mean (measured: metadata.tone_of)
 
 DecoderSpec = Decoder | str | Path | None  # a decoder, its registered name or its file; None: the default
 ImageInput = Image.Image | np.ndarray | Prepared
@@ -76,10 +78,15 @@ def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -
     return counts
 
 
+def _empty_file(grid: TileGrid, model: LoadedModel, chunks: Chunks = ()) -> bytes:
+    """A file with no tokens at all."""
+    empty = TokenImage(grid, np.zeros((grid.count, 0), dtype=np.int64))
+    return pack_tokens(empty, np.zeros(grid.count, dtype=np.int64), model, chunks)
+
+
 def smallest_file_bytes(grid: TileGrid, model: LoadedModel, chunks: Chunks = ()) -> int:
     """Bytes of a file with no tokens at all: the floor of any budget."""
-    empty = TokenImage(grid, np.zeros((grid.count, 0), dtype=np.int64))
-    return len(pack_tokens(empty, np.zeros(grid.count), model, chunks))
+    return len(_empty_file(grid, model, chunks))
 
 
 def _check_budget(budget: int, grid: TileGrid, model: LoadedModel, chunks: Chunks) -> int:
@@ -189,16 +196,18 @@ def encode(
     loaded = _resolve(model)
     prepared = _prepared(image, metadata, alpha)
     pixels = prepared.pixels
-    chunks = to_chunks(prepared.extras)
     height, width = pixels.shape[:2]
     refused = container.too_many_pixels(width, height)
     if refused is not None:
         raise InputError(f"refused, too many pixels: {refused}")
     grid = TileGrid(width, height, loaded.config.tile_size)
+    chunks, flat = side_chunks(prepared)
     if max_bytes is None and bpp is None and psnr is None:  # check the counts before running the network
         if tokens is None:
             tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens)
         counts = _counts(tokens, grid.count, loaded.config.max_tokens)
+        if flat:
+            return flat_file(grid, loaded, chunks)
         return EncodeResult(pack_tokens(tokenize(pixels, loaded), counts, loaded, chunks), counts)
     if bpp is not None:
         if not bpp > 0:
@@ -206,9 +215,28 @@ def encode(
         max_bytes = int(bpp * width * height / 8)
     if max_bytes is not None:
         _check_budget(int(max_bytes), grid, loaded, chunks)
+        if flat:
+            return flat_file(grid, loaded, chunks)
         return fit_bytes(pixels, tokenize(pixels, loaded), loaded, int(max_bytes), decoder=decoder, chunks=chunks)
+    if flat:
+        return replace(flat_file(grid, loaded, chunks), psnr=math.inf)
     token_image = tokenize(pixels, loaded)
     return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder), chunks)
+
+
+def side_chunks(prepared: Prepared) -> tuple[Chunks, bool]:
+    """The chunks that travel beside ``prepared``'s tokens (its extras and its tone), and whether the
+    image is flat: every pixel the tone's colour, so that it needs no tokens whatever the target."""
+    height, width = prepared.pixels.shape[:2]
+    # a kept RGB profile describes three channels, so such an image stays RGB
+    small = width * height <= SMALL_IMAGE_PIXELS
+    tone = tone_of(prepared.pixels, small) if prepared.extras.icc is None else None
+    return to_chunks(replace(prepared.extras, tone=tone)), tone is not None and tone.flat
+
+
+def flat_file(grid: TileGrid, model: LoadedModel, chunks: Chunks) -> EncodeResult:
+    """The file of a flat image: no tokens; its tone chunk holds the colour."""
+    return EncodeResult(_empty_file(grid, model, chunks), np.zeros(grid.count, dtype=np.int64))
 
 
 def compress(
@@ -255,7 +283,11 @@ def render(
         raise UsageError("tokens must be >= 0")
     counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
     grid = TileGrid(header.width, header.height, header.tile_size)
-    pixels = _decoder(stream.model, decoder, realism).render(stream.ids, counts, grid)
+    chosen = _decoder(stream.model, decoder, realism)
+    if stream.extras.tone is not None and stream.extras.tone.flat:  # the tone is the picture
+        pixels = np.zeros((header.height, header.width, 3), dtype=np.uint8)
+    else:
+        pixels = chosen.render(stream.ids, counts, grid)
     return with_extras(pixels, stream.extras)
 
 
@@ -274,17 +306,29 @@ def decompress(
     return render(read_tokens(data, model), tokens, decoder, realism)
 
 
-def truncate(data: bytes, *, tokens: int | None = None, max_bytes: int | None = None, model: ModelSpec = None) -> bytes:
+def truncate(
+    data: bytes,
+    *,
+    tokens: int | None = None,
+    max_bytes: int | None = None,
+    bpp: float | None = None,
+    model: ModelSpec = None,
+) -> bytes:
     """A smaller valid file holding a prefix of each tile's tokens; runs no neural network.
 
-    ``tokens`` caps every tile at N tokens. ``max_bytes`` caps the longest tiles
+    ``tokens`` caps every tile at N tokens; ``bpp`` is a budget of ``bpp * pixels / 8``
+    bytes, as in :func:`encode`. ``max_bytes`` caps the longest tiles
     first (the largest cap that fits, then single tokens in stream order while
     they fit): the file stores no distortions, so tiles that the encoder gave few
     tokens keep them (see format-spec).
     """
-    if (tokens is None) == (max_bytes is None):
-        raise UsageError("give exactly one of tokens or bytes")
+    if sum(v is not None for v in (tokens, max_bytes, bpp)) != 1:
+        raise UsageError("give exactly one of tokens, bytes or bpp")
+    if bpp is not None and not bpp > 0:
+        raise UsageError("bpp must be positive")
     stream = read_tokens(data, model)
+    if bpp is not None:
+        max_bytes = int(bpp * stream.header.width * stream.header.height / 8)
     grid = TileGrid(stream.header.width, stream.header.height, stream.header.tile_size)
     original = stream.header.token_counts
     token_image = TokenImage(grid, stream.ids)

@@ -147,9 +147,11 @@ def full_network(model: LoadedModel) -> ConvTokenizer:
     return model.model if model.has_decoder else load_decoder(model).network
 
 
-def decoder_names(model: LoadedModel) -> list[str]:
-    """Every decoder registered for ``model``'s token space, the default first, installed or not."""
-    names = [e.name for e in registry.load_manifest().decoders_of(model.model_id)]
+def decoder_names(model: LoadedModel, installed_only: bool = False) -> list[str]:
+    """Every decoder registered for ``model``'s token space, the default first, installed or not
+    (``installed_only``: those whose file is here, and the model file's own)."""
+    entries = registry.load_manifest().decoders_of(model.model_id)
+    names = [e.name for e in entries if not installed_only or registry.locate(e) is not None]
     return [*names, TILED] if TILED not in names and model.has_decoder else names
 
 

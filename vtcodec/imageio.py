@@ -44,6 +44,7 @@ from vtcodec.metadata import (
     DEFAULT_METADATA,
     EXIF_PREFIX,
     Extras,
+    apply_tone,
     parse_metadata,
     quantize_alpha,
     reset_orientation,
@@ -186,8 +187,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def with_extras(pixels: np.ndarray, extras: Extras) -> Image.Image:
-    """A decoded image: RGB (or RGBA with the alpha plane), the profile and metadata in ``info``."""
-    image = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+    """A decoded image: RGB, or L when its tone says grey (RGBA or LA with the alpha plane), shifted to the
+    tone's mean, with the profile and metadata in ``info``."""
+    pixels = apply_tone(pixels, extras.tone)
+    image = Image.fromarray(np.ascontiguousarray(pixels), "L" if pixels.ndim == 2 else "RGB")
     if extras.alpha is not None:
         image.putalpha(Image.fromarray(extras.alpha, "L"))
     if extras.icc:

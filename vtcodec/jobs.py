@@ -115,6 +115,15 @@ def image_is_complete(path: Path) -> bool:
     return True
 
 
+def throughput(size: int, seconds: float) -> str:
+    """``size`` bytes over ``seconds`` in the unit that shows them: B/s, kB/s or MB/s."""
+    rate = size / max(seconds, 1e-9)
+    for unit, scale in (("MB/s", 1e6), ("kB/s", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.2f} {unit}"
+    return f"{rate:.0f} B/s"
+
+
 class Run:
     """Shared bookkeeping of a batch run: progress bar, manifest, summary."""
 
@@ -164,7 +173,7 @@ class Run:
             except OSError as exc:
                 self._manifest_failed(exc)
         elapsed = max(time.perf_counter() - self.start, 1e-9)
-        self.bar.set_postfix_str(f"{self.summary.bytes_in / elapsed / 1e6:.2f} MB/s in", refresh=False)
+        self.bar.set_postfix_str(f"{throughput(self.summary.bytes_in, elapsed)} in", refresh=False)
         self.bar.update(1)
 
     def _manifest_failed(self, exc: OSError) -> None:

@@ -35,7 +35,8 @@ class VtkImageFile(ImageFile.ImageFile):
         extras = from_chunks(header.chunks, header.width, header.height)
         self._vtk_data: bytes | None = data
         self._size = (header.width, header.height)
-        self._mode = "RGB" if extras.alpha is None else "RGBA"
+        grey = extras.tone is not None and extras.tone.grey
+        self._mode = ("L" if grey else "RGB") + ("" if extras.alpha is None else "A")
         self.info["tokens_per_tile"] = header.token_counts.tolist()
         self.info["model_id"] = header.model_id.hex()
         for key, value in (("icc_profile", extras.icc), ("xmp", extras.xmp)):

@@ -145,6 +145,14 @@ def _fill(counts: np.ndarray, bits: np.ndarray, sse: np.ndarray, budget_bits: fl
         spent += extra[pick]
 
 
+def allocate_for_slope(table: RDTable, slope: float) -> np.ndarray:
+    """Token counts where each tile stops: the prefix minimizing ``SSE + slope * bits`` (a fixed RD slope).
+
+    ``slope`` is squared error (summed over channels) per bit; a smaller slope keeps more tokens.
+    """
+    return _choose(table.sse_interpolated(), table.bits, slope)
+
+
 def allocate_for_sse(table: RDTable, max_sse: float) -> np.ndarray | None:
     """Fewest-bits ladder counts whose measured total SSE is <= ``max_sse``; None if unreachable."""
     sse, lengths = table.sse, table.lengths

@@ -162,6 +162,7 @@ def write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cro
             lines += [f"{mine}: no reference in this run; BD-rate needs a classic codec (--codecs vtcodec,webp).", ""]
             continue
         lines += [f"| {mine} against | {header} |", "|---|" + "---|" * len(names)]
+        apart = []  # references whose quality range never meets this decoder's
         for entry in references:
             curve = entry["results"]
             values = [
@@ -169,8 +170,13 @@ def write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cro
                 for m in names
             ]
             bd[mine][entry["name"]] = values
+            if not any(v is not None and math.isfinite(v) for v in values):
+                apart.append(entry["name"])
+                continue
             cells = [f"{v:+.1f} %" if v is not None and math.isfinite(v) else "no overlap" for v in values]
             lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
+        if apart:
+            lines.append(f"\nNo quality overlap with {mine} (no BD-rate): {', '.join(apart)}.")
         lines.append("")
     lines.append(
         "Negative: the vtcodec decoder named in the header needs fewer bits than the row's reference"
@@ -196,13 +202,18 @@ def write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cro
 
 def _summary_table(entries: list[dict], names: Sequence[str]) -> str:
     labels = " | ".join(METRIC_LABELS.get(m, m) for m in names)
-    lines = [f"| codec | points | bpp | {labels} |", "|---|---|---|" + "---|" * len(names)]
+    lines = [f"| codec | at | bpp | {labels} |", "|---|---|---|" + "---|" * len(names)]
     for e in entries:
         if ":" in e["name"]:
             continue
         r = e["results"]
         for i in range(len(r["bpp"])):
-            label = f"tokens {r['tokens'][i]}" if "tokens" in r else f"q {r['quality'][i]}"
+            if "quality" in r:
+                label = f"q {r['quality'][i]}"
+            elif e["name"].startswith("vtcodec"):
+                label = f"{r['tokens'][i]} tokens"
+            else:  # a classic codec at the bytes of vtcodec's point
+                label = f"bytes of {r['tokens'][i]} tokens"
             values = " | ".join(_format(m, r[m][i]) for m in names)
             lines.append(f"| {e['name']} | {label} | {r['bpp'][i]:.4f} | {values} |")
     return "\n".join(lines)

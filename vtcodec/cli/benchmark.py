@@ -10,31 +10,40 @@ import typer
 from vtcodec.cli.common import (
     ModelOption,
     QuietOption,
-    app,
+    at_least,
+    command,
 )
 from vtcodec.errors import InputError, UsageError
 from vtcodec.imageio import IMAGE_SUFFIXES
 from vtcodec.zoo import load_model
 
 
-@app.command()
+@command()
 def bench(
-    images_dir: Annotated[Path, typer.Argument(help="Folder of images (e.g. ../shared/data/kodak).")],
-    out: Annotated[Path, typer.Option("--out", help="Results folder: JSON, CSV, plots, BD-rate, crops.")],
-    codecs: Annotated[str, typer.Option("--codecs", help="Comma-separated: vtcodec,jpeg,webp,avif.")] = (
-        "vtcodec,jpeg,webp,avif"
-    ),
-    points: Annotated[int, typer.Option("--points", min=1, help="vtcodec token counts to measure.")] = 5,
+    images_dir: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of images (e.g. ../shared/data/kodak).")],
+    out: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Results folder: JSON, CSV, plots, BD-rate, crops.")
+    ],
+    codecs: Annotated[
+        str, typer.Option("--codecs", metavar="LIST", help="Comma-separated: vtcodec,jpeg,webp,avif.")
+    ] = ("vtcodec,jpeg,webp,avif"),
+    points: Annotated[
+        int, typer.Option("--points", metavar="N", callback=at_least(1), help="vtcodec token counts to measure.")
+    ] = 5,
     token_list: Annotated[
-        Optional[str], typer.Option("--tokens", help="Comma-separated token counts to measure (instead of --points).")
+        Optional[str],
+        typer.Option("--tokens", metavar="LIST", help="Comma-separated token counts to measure (instead of --points)."),
     ] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N images.")] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", metavar="N", callback=at_least(1), help="Only the first N images.")
+    ] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also one curve per image in results.json.")] = False,
     model: ModelOption = None,
     decoder: Annotated[
         Optional[str],
         typer.Option(
             "--decoder",
+            metavar="LIST",
             help="Decoders to bench on the same files, comma-separated (names or decoder files); "
             "default: the model's default. The first is reported as vtcodec, the others as vtcodec-NAME.",
         ),
@@ -44,6 +53,7 @@ def bench(
         Optional[str],
         typer.Option(
             "--metrics",
+            metavar="LIST",
             help="Comma-separated: psnr-rgb, ms-ssim, haarpsi, ssimulacra2 [default: every installed one].",
         ),
     ] = None,

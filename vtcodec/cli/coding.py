@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,8 +24,10 @@ from vtcodec.cli.common import (
     QuietOption,
     VerboseOption,
     add_model_dirs,
-    app,
+    at_least,
     batch_output_dir,
+    between,
+    command,
     is_batch,
     naming,
     report,
@@ -35,44 +38,73 @@ from vtcodec.decoders import decoder_names
 from vtcodec.errors import UnknownModelError, UsageError
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
-from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, item_sizes
+from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, TONE, item_sizes, read_tone
 from vtcodec.zoo import LoadedModel, find_model, load_model, resolve_device
 
 MetadataOption = Annotated[
     str,
     typer.Option(
         "--metadata",
+        metavar="all|none|LIST",
         help="Keep: all, none, or a comma list of icc, exif, xmp. A profile not kept is converted to sRGB.",
     ),
 ]
 AlphaOption = Annotated[
     str,
     typer.Option(
-        "--alpha", help="keep: transparency within 2/255 (0 and 255 exact); lossless; drop: composite over white."
+        "--alpha",
+        metavar="keep|lossless|drop",
+        help="keep: transparency within 2/255 (0 and 255 exact); lossless; drop: composite over white.",
     ),
 ]
 FrameOption = Annotated[
-    Optional[int], typer.Option("--frame", min=0, help="The frame to code from an animated or multi-page file.")
+    Optional[int],
+    typer.Option(
+        "--frame", metavar="N", callback=at_least(0), help="The frame to code from an animated or multi-page file."
+    ),
 ]
 
 
-@app.command()
+@command()
 def encode(
     images: Annotated[
-        list[str], typer.Argument(help="Input images, folders (recursive) or quoted globs.", show_default=False)
+        list[str],
+        typer.Argument(metavar="IMAGE", help="Input images, folders (recursive) or quoted globs; - is stdin."),
     ],
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Output .vtk, or a folder for many inputs [default: beside each input]."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE|DIR",
+            help="Output .vtk, a folder for many inputs, or - for stdout [default: beside each input].",
+        ),
     ] = None,
     tokens: Annotated[
-        Optional[int], typer.Option("--tokens", "-t", min=0, help=f"Tokens per tile [default: {codec.DEFAULT_TOKENS}].")
+        Optional[int],
+        typer.Option(
+            "--tokens",
+            "-t",
+            metavar="N",
+            callback=at_least(0),
+            help=f"Tokens per tile, 0 … the model's (256) [default: {codec.DEFAULT_TOKENS}].",
+        ),
     ] = None,
     max_bytes: Annotated[
-        Optional[int], typer.Option("--bytes", min=1, help="Whole-file budget in bytes (rate-distortion allocation).")
+        Optional[int],
+        typer.Option(
+            "--bytes",
+            metavar="B",
+            callback=at_least(1),
+            help="Whole-file budget in bytes (rate-distortion allocation).",
+        ),
     ] = None,
-    bpp: Annotated[Optional[float], typer.Option("--bpp", min=0.0, help="Budget in bits per pixel.")] = None,
-    psnr: Annotated[Optional[float], typer.Option("--psnr", help="Smallest file with PSNR-RGB >= this (dB).")] = None,
+    bpp: Annotated[
+        Optional[float], typer.Option("--bpp", metavar="BPP", callback=at_least(0.0), help="Budget in bits per pixel.")
+    ] = None,
+    psnr: Annotated[
+        Optional[float], typer.Option("--psnr", metavar="DB", help="Smallest file with PSNR-RGB >= DB decibels.")
+    ] = None,
     force: ForceOption = False,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -95,6 +127,14 @@ def encode(
     mirrors the input tree, outputs that already exist and verify are skipped (a
     rerun resumes), and a failure on one file does not stop the others.
     `-` reads the image from standard input; `-o -` writes the .vtk to standard output.
+
+    \b
+    Examples:
+      vtcodec encode photo.png                 photo.vtk beside it, 64 tokens per tile
+      vtcodec encode photo.png -t 16 -o s.vtk  16 tokens per tile: smaller, coarser
+      vtcodec encode photo.png --bytes 2000    the whole file in 2000 bytes
+      vtcodec encode photos/ -o vtk/           a folder; a rerun resumes
+      cat photo.png | vtcodec encode - -o - > photo.vtk
     """
     set_pixel_limit(max_pixels)
     set_verbose(verbose)
@@ -188,7 +228,7 @@ def _encode_file(
     if prepared.extras.alpha is not None:
         summary += ", with alpha"
     if result.psnr is not None:
-        summary += f", {result.psnr:.2f} dB"
+        summary += f", {result.psnr:.2f} dB" if math.isfinite(result.psnr) else ", exact"
     typer.echo(summary, err=True)
     if not result.target_met:
         typer.echo(f"vtcodec: warning: {target['psnr']} dB is out of reach; wrote the best file (all tokens)", err=True)
@@ -197,20 +237,34 @@ def _encode_file(
         typer.echo(f"vtcodec: note: not kept: {items}; keep them with --metadata", err=True)
 
 
-@app.command()
+@command()
 def decode(
-    files: Annotated[list[str], typer.Argument(help="Input .vtk files, folders (recursive) or quoted globs.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(metavar="FILE", help="Input .vtk files, folders (recursive) or quoted globs; - is stdin."),
+    ],
     output: Annotated[
         Optional[Path],
         typer.Option(
-            "--output", "-o", help="Output image, or a folder for many inputs [default: FILE.decoded.png beside each]."
+            "--output",
+            "-o",
+            metavar="FILE|DIR",
+            help="Output image, a folder for many inputs, or - for stdout [default: FILE.decoded.png beside each].",
         ),
     ] = None,
     tokens: Annotated[
-        Optional[int], typer.Option("--tokens", "-t", min=0, help="Decode only the first N tokens of each tile.")
+        Optional[int],
+        typer.Option(
+            "--tokens", "-t", metavar="N", callback=at_least(0), help="Decode only the first N tokens of each tile."
+        ),
     ] = None,
     image_format: Annotated[
-        str, typer.Option("--format", help="Image suffix of outputs written to a folder or to standard output.")
+        str,
+        typer.Option(
+            "--format",
+            metavar="png|jpg|webp|tif|bmp",
+            help="Image format of outputs written to a folder or to stdout.",
+        ),
     ] = "png",
     force: ForceOption = False,
     model: ModelOption = None,
@@ -220,8 +274,8 @@ def decode(
         Optional[float],
         typer.Option(
             "--realism",
-            min=0.0,
-            max=1.0,
+            metavar="R",
+            callback=between(0.0, 1.0),
             help="0 … 1: blend the default (fidelity) decoder toward the perceptual one; instead of --decoder.",
         ),
     ] = None,
@@ -236,6 +290,14 @@ def decode(
     """Decompress .vtk files into images (format from the output suffix).
 
     `-` reads the .vtk from standard input; `-o -` writes the image to standard output (--format, PNG by default).
+
+    \b
+    Examples:
+      vtcodec decode photo.vtk                 photo.decoded.png beside it
+      vtcodec decode photo.vtk -o photo.jpg    any format from the suffix
+      vtcodec decode photo.vtk -t 16 -o p.png  a preview from 16 tokens per tile
+      vtcodec decode vtk/ -o png/              a folder; a rerun resumes
+      cat photo.vtk | vtcodec decode - -o - > photo.png
     """
     set_pixel_limit(max_pixels)
     set_verbose(verbose)
@@ -281,9 +343,9 @@ def decode(
     typer.echo(f"{where}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
 
 
-@app.command()
+@command()
 def info(
-    file: Annotated[Path, typer.Argument(help="A .vtk file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A .vtk file.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     model: ModelOption = None,
     model_dir: ModelDirOption = None,
@@ -295,11 +357,13 @@ def info(
     data = read_input(file)
     with naming(file):
         header, _ = container.unpack(data)
+        tone = read_tone(header.chunks)
     try:
         found = find_model(header.model_id, [model] if model else [])
-        codebook, decoders = found.codebook_size, decoder_names(found)
+        codebook, decoders = found.codebook_size, decoder_names(found, installed_only=True)
+        missing = [name for name in decoder_names(found) if name not in decoders]
     except UnknownModelError as exc:
-        codebook, decoders = None, []
+        codebook, decoders, missing = None, [], []
         typer.echo(f"vtcodec: note: {exc}", err=True)
     record = {
         "width": header.width,
@@ -313,8 +377,10 @@ def info(
         "coder": header.coder.name.lower(),
         "model_id": header.model_id.hex(),
         "decoders": decoders,
+        "decoders_not_installed": missing,
         "format_version": header.version,
         "chunks": _chunk_records(header),
+        "tone": None if tone is None else {"grey": tone.grey, "flat": tone.flat, "mean": list(tone.mean)},
     }
     if as_json:
         typer.echo(json.dumps(record))
@@ -328,11 +394,15 @@ def info(
     )
     if decoders:
         typer.echo(f"decoders: {decoders[0]} (default)" + "".join(f", {name}" for name in decoders[1:]))
-    if record["chunks"]:
-        items = [
-            f"{ITEM_NAMES.get(c['item'], c['tag'])} {c['size']} bytes ({c['bytes']} stored)" for c in record["chunks"]
-        ]
+    if missing:
+        typer.echo(f"not installed: {', '.join(missing)} (their files go in --model-dir or $VTCODEC_MODEL_DIR)")
+    carried = [c for c in record["chunks"] if c["item"] != "tone"]
+    if carried:
+        items = [f"{ITEM_NAMES.get(c['item'], c['tag'])} {c['size']} bytes ({c['bytes']} stored)" for c in carried]
         typer.echo("carries: " + ", ".join(items))
+    if tone is not None:
+        kinds = [name for name, on in (("grey (decodes to one channel)", tone.grey), ("flat", tone.flat)) if on]
+        typer.echo("tone: " + ", ".join([*kinds, "mean " + ",".join(map(str, tone.mean))]))
 
 
 ITEM_NAMES = {"icc": "colour profile", "exif": "EXIF", "xmp": "XMP", "alpha": "alpha plane"}
@@ -342,7 +412,7 @@ def _chunk_records(header: container.Header) -> list[dict]:
     """Each chunk: its tag, what it holds, its bytes in the file and its size decoded (metadata checked as on
     decode; the alpha plane is not inflated)."""
     sizes = item_sizes(header.chunks, header.width, header.height)
-    kinds = {v: k for k, v in {**METADATA_KINDS, "alpha": ALPHA}.items()}
+    kinds = {v: k for k, v in {**METADATA_KINDS, "alpha": ALPHA, "tone": TONE}.items()}
     records = []
     for tag, data in header.chunks:
         item = kinds.get(tag)
@@ -351,13 +421,21 @@ def _chunk_records(header: container.Header) -> list[dict]:
     return records
 
 
-@app.command()
+@command()
 def truncate(
-    file: Annotated[Path, typer.Argument(help="Input .vtk file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .vtk file.")],
-    max_bytes: Annotated[Optional[int], typer.Option("--bytes", min=1, help="Whole-file budget in bytes.")] = None,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Input .vtk file.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="Output .vtk file.")],
+    max_bytes: Annotated[
+        Optional[int],
+        typer.Option("--bytes", metavar="B", callback=at_least(1), help="Whole-file budget in bytes."),
+    ] = None,
+    bpp: Annotated[
+        Optional[float],
+        typer.Option("--bpp", metavar="BPP", callback=at_least(0.0), help="Budget in bits per pixel."),
+    ] = None,
     tokens: Annotated[
-        Optional[int], typer.Option("--tokens", "-t", min=0, help="Keep at most N tokens per tile.")
+        Optional[int],
+        typer.Option("--tokens", "-t", metavar="N", callback=at_least(0), help="Keep at most N tokens per tile."),
     ] = None,
     force: ForceOption = False,
     model: ModelOption = None,
@@ -369,6 +447,6 @@ def truncate(
     add_model_dirs(model_dir)
     check_writable(output, force)
     with naming(file):
-        data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, model=model)
+        data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, bpp=bpp, model=model)
     write_atomic(output, data, force=force)
     typer.echo(f"{output}: {len(data)} bytes", err=True)

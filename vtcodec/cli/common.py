@@ -14,6 +14,7 @@ import typer
 
 from vtcodec import batch, registry
 from vtcodec.errors import FormatError, InputError, UsageError, VtcodecError, VtcodecWarning
+from vtcodec.jobs import throughput
 
 app = typer.Typer(
     add_completion=False,
@@ -23,13 +24,63 @@ app = typer.Typer(
     help="vtcodec: a learned very-low-bitrate image codec (.vtk files).",
 )
 
+
+class Command(typer.core.TyperCommand):
+    """A command whose help names arguments as ``IMAGE...``, without typer's ``{images}`` and ``<list[str]>``."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [piece.replace("{", "").replace("}", "") for piece in super().collect_usage_pieces(ctx)]
+
+    def format_options(self, ctx, formatter) -> None:
+        params = self.get_params(ctx)
+        arguments = [
+            (f"{p.metavar or p.name.upper()}{'...' if p.nargs != 1 else ''}", p.help or "")
+            for p in params
+            if p.param_type_name == "argument"
+        ]
+        options = [r for p in params if p.param_type_name == "option" and (r := p.get_help_record(ctx)) is not None]
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def command(name: str | None = None):
+    """Register a command on :data:`app` (as ``@app.command``, with vtcodec's usage line)."""
+    return app.command(name, cls=Command)
+
+
+def at_least(low: float):
+    """An option callback: the value, if given, is at least ``low`` (else a usage error, exit 2)."""
+
+    def check(value):
+        if value is not None and value < low:
+            raise typer.BadParameter(f"must be {low} or more, not {value}")
+        return value
+
+    return check
+
+
+def between(low: float, high: float):
+    """An option callback: the value, if given, lies in ``low … high`` (else a usage error, exit 2)."""
+
+    def check(value):
+        if value is not None and not low <= value <= high:
+            raise typer.BadParameter(f"must be {low} … {high}, not {value}")
+        return value
+
+    return check
+
+
 ModelOption = Annotated[
-    Optional[Path], typer.Option("--model", help="Model file (.safetensors); default: the shipped model.")
+    Optional[Path],
+    typer.Option("--model", metavar="FILE", help="Model file (.safetensors) [default: the shipped model]."),
 ]
 ModelDirOption = Annotated[
     Optional[list[Path]],
     typer.Option(
         "--model-dir",
+        metavar="DIR",
         help="Folder of models that are not shipped (earlier models' files); also $VTCODEC_MODEL_DIR.",
     ),
 ]
@@ -38,30 +89,47 @@ DecoderOption = Annotated[
     Optional[str],
     typer.Option(
         "--decoder",
-        help="Decoder name (see `vtcodec info FILE`) or a decoder file; default: the best one for the file's model.",
+        metavar="NAME|FILE",
+        help="Decoder name (see `vtcodec info FILE`) or decoder file [default: the best one for the file's model].",
     ),
 ]
-
-
-DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, help="Tiles per forward pass (many inputs).")]
-JobsOption = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Threads that read and write files.")]
-ManifestOption = Annotated[
-    Optional[Path], typer.Option("--manifest", help="Append one JSON line per file (many inputs).")
+DeviceOption = Annotated[
+    str, typer.Option("--device", metavar="auto|cpu|cuda", help="Where the networks run; auto: CUDA when present.")
 ]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+BatchSizeOption = Annotated[
+    int,
+    typer.Option("--batch-size", metavar="N", callback=at_least(1), help="Tiles per forward pass, 1 or more."),
+]
+JobsOption = Annotated[
+    int, typer.Option("--jobs", "-j", metavar="N", callback=at_least(1), help="Threads that read and write files.")
+]
+ManifestOption = Annotated[
+    Optional[Path], typer.Option("--manifest", metavar="FILE", help="Append one JSON line per file (many inputs).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-Q", help="No progress bar.")]
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Also print what libraries (Pillow, libtiff) warned about.")
 ]
-MinutesOption = Annotated[float, typer.Option("--minutes", min=0.0, help="Wall-time budget of the run.")]
-StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Also stop after N steps in all.")]
+MinutesOption = Annotated[
+    float, typer.Option("--minutes", metavar="M", callback=at_least(0.0), help="Wall-time budget of the run.")
+]
+StepsOption = Annotated[
+    Optional[int], typer.Option("--steps", metavar="N", callback=at_least(1), help="Also stop after N steps in all.")
+]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from RUN/last.ckpt.")]
 ExportOnlyOption = Annotated[bool, typer.Option("--export-only", help="No training: export RUN/last.ckpt.")]
 MaxPixelsOption = Annotated[
     Optional[int],
     typer.Option(
-        "--max-pixels", min=0, help="Refuse images and .vtk files of more pixels [default: 67108864]; 0: no limit."
+        "--max-pixels",
+        metavar="N",
+        callback=at_least(0),
+        help="Refuse images and .vtk files of more pixels [default: 67108864]; 0: no limit.",
     ),
+]
+RunOption = Annotated[Path, typer.Option("--out", metavar="DIR", help="Run folder: checkpoints, log, exports.")]
+ValOption = Annotated[
+    Optional[Path], typer.Option("--val", metavar="DIR", help="Held-out images for periodic evaluation.")
 ]
 
 
@@ -128,8 +196,8 @@ def report(summary: batch.Summary, rank: int, world: int) -> None:
     where = f"rank {rank}/{world}: " if world > 1 else ""
     typer.echo(
         f"{where}{done} converted, {summary.skipped} skipped (already done), {len(summary.failed)} failed "
-        f"in {summary.seconds:.1f} s ({rate:.2f} images/s, {summary.bytes_in / max(summary.seconds, 1e-9) / 1e6:.2f} "
-        "MB/s in)",
+        f"in {summary.seconds:.1f} s ({rate:.2f} images/s, {throughput(summary.bytes_in, summary.seconds)} in, "
+        f"{throughput(summary.bytes_out, summary.seconds)} out)",
         err=True,
     )
     if summary.failed:

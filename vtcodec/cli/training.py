@@ -13,33 +13,41 @@ from vtcodec.cli.common import (
     ModelOption,
     QuietOption,
     ResumeOption,
+    RunOption,
     StepsOption,
+    ValOption,
     VerboseOption,
-    app,
+    at_least,
+    command,
     set_verbose,
 )
 from vtcodec.zoo import load_model
 
 
-@app.command()
+@command()
 def train(
-    data: Annotated[list[Path], typer.Argument(help="Folders of training images.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, exported model.")],
-    val: Annotated[Optional[Path], typer.Option("--val", help="Held-out folder for periodic evaluation.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="JSON with 'model' and 'train' sections.")] = None,
+    data: Annotated[list[Path], typer.Argument(metavar="DIR", help="Folders of training images.")],
+    out: RunOption,
+    val: ValOption = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", metavar="FILE", help="JSON with 'model' and 'train' sections.")
+    ] = None,
     minutes: MinutesOption = 60.0,
     steps: StepsOption = None,
     resume: ResumeOption = False,
     init: Annotated[
-        Optional[Path], typer.Option("--init", help="Start from a model file (e.g. the shipped one).")
+        Optional[Path], typer.Option("--init", metavar="FILE", help="Start from a model file (e.g. the shipped one).")
     ] = None,
     refit: Annotated[
         Optional[Path],
-        typer.Option("--refit", help="No training: fit the priors again for this model file's weights."),
+        typer.Option(
+            "--refit", metavar="FILE", help="No training: fit the priors again for this model file's weights."
+        ),
     ] = None,
     export_only: ExportOnlyOption = False,
     prior_tiles: Annotated[
-        int, typer.Option("--prior-tiles", min=1, help="Training tiles to fit the priors on.")
+        int,
+        typer.Option("--prior-tiles", metavar="N", callback=at_least(1), help="Training tiles to fit the priors on."),
     ] = 16384,
 ) -> None:
     """Train a tokenizer, then fit its priors and export RUN/model.safetensors.
@@ -65,25 +73,35 @@ def train(
         typer.echo(f"exported {path} (model id {load_model(path).model_id.hex()})", err=True)
 
 
-@app.command("tokens")
+@command("tokens")
 def tokens_command(
     inputs: Annotated[
-        list[str], typer.Argument(help=".vtk files or images: files, folders (recursive), quoted globs.")
+        list[str],
+        typer.Argument(metavar="INPUT", help=".vtk files or images: files, folders (recursive), quoted globs."),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the token shards.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Folder for the token shards.")],
     tokens: Annotated[
         Optional[int],
-        typer.Option("--tokens", "-t", min=0, help="Keep at most N tokens per tile (images: encode with N [64])."),
+        typer.Option(
+            "--tokens",
+            "-t",
+            metavar="N",
+            callback=at_least(0),
+            help="Keep at most N tokens per tile (images: encode with N [64]).",
+        ),
     ] = None,
-    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per tar shard.")] = 1000,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", metavar="N", callback=at_least(1), help="Samples per shard (one .npy file).")
+    ] = 1000,
     force: Annotated[bool, typer.Option("--force", "-f", help="Rewrite complete shards too.")] = False,
     model: ModelOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Export tokens for ML training: WebDataset-style tar shards of .npy tokens and .json metadata.
+    """Export tokens for ML training: shards of one .npy token array and one .json index each.
 
-    A rerun resumes: complete shards are kept, the rest are rewritten. Read them with vtcodec.datasets.TokenShards.
+    A rerun resumes: complete shards are kept, the rest are rewritten. Read them with
+    vtcodec.datasets.TokenShards; the layout is in vtcodec/token_shards.py.
     """
     from vtcodec import token_shards
 
@@ -108,27 +126,37 @@ def tokens_command(
         raise typer.Exit(1)
 
 
-@app.command("train-decoder")
+@command("train-decoder")
 def train_decoder(
-    data: Annotated[list[Path], typer.Argument(help="Folders of training images.")],
-    init: Annotated[Path, typer.Option("--init", help="Model file whose token space the decoder serves.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log, RUN/decoder.safetensors.")],
-    val: Annotated[Optional[Path], typer.Option("--val", help="Held-out folder for periodic evaluation.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="JSON with a 'decoder_train' section.")] = None,
+    data: Annotated[list[Path], typer.Argument(metavar="DIR", help="Folders of training images.")],
+    init: Annotated[
+        Path, typer.Option("--init", metavar="FILE", help="Model file whose token space the decoder serves.")
+    ],
+    out: RunOption,
+    val: ValOption = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", metavar="FILE", help="JSON with a 'decoder_train' section.")
+    ] = None,
     minutes: MinutesOption = 60.0,
     steps: StepsOption = None,
     resume: ResumeOption = False,
     init_decoder: Annotated[
-        Optional[str], typer.Option("--init-decoder", help="Start from this decoder of the model (name or file).")
+        Optional[str],
+        typer.Option("--init-decoder", metavar="NAME|FILE", help="Start from this decoder of the model."),
     ] = None,
     perceptual_weights: Annotated[
         Optional[Path],
-        typer.Option("--perceptual-weights", help="The stlpips-pytorch 0.0.2 wheel, for the 'perceptual' loss."),
+        typer.Option(
+            "--perceptual-weights", metavar="WHEEL", help="The stlpips-pytorch 0.0.2 wheel, for the 'perceptual' loss."
+        ),
     ] = None,
-    name: Annotated[str, typer.Option("--name", help="The decoder's name in the registry.")] = "grid",
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="The decoder's name in the registry.")] = "grid",
     export_only: ExportOnlyOption = False,
     weights: Annotated[
-        str, typer.Option("--weights", help="How the decoder file stores its weights: int8 (half the bytes) or fp16.")
+        str,
+        typer.Option(
+            "--weights", metavar="int8|fp16", help="How the decoder file stores its weights (int8: half the bytes)."
+        ),
     ] = "int8",
 ) -> None:
     """Train a whole-grid decoder for a model's token space (encoder frozen), export RUN/decoder.safetensors.

@@ -30,7 +30,8 @@ import vtcodec
 from vtcodec import container, metadata
 from vtcodec.decoder_files import DECODER_KEY
 from vtcodec.decoders import choose
-from vtcodec.zoo import CONFIG_KEY, default_weights, load_model
+from vtcodec.registry import CONFIG_KEY
+from vtcodec.zoo import default_weights, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

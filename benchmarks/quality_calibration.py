@@ -14,6 +14,8 @@ images) of the untrained metrics, interpolated at common mean bpp.
 
     python benchmarks/quality_calibration.py --images ../shared/data/train/bsds500/val --limit 24 \\
         --json results/quality-calibration.json
+    python benchmarks/quality_calibration.py --images ../shared/data/train/bsds500/val --skip 24 --limit 16 \\
+        --validate 0 25 50 70 90 100 --json results/quality-validation.json
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from PIL import Image
 
 import vtcodec
 from vtcodec import rate
+from vtcodec.codec import slope_for_quality
 from vtcodec.decoders import load_decoder
 from vtcodec.metrics import METRICS
 from vtcodec.pipeline import pack_tokens
@@ -84,15 +87,85 @@ def spread_at(rows: list[dict], family: str, metric: str, bpp_levels: list[float
     return out
 
 
+def quality_anchors(rows: list[dict]) -> list[tuple[float, float]]:
+    """(quality, slope) pairs: quality 0 … 100 rises linearly with the mean MS-SSIM of the slope settings."""
+    means = []
+    for value in FAMILIES["slope"]:
+        means.append(float(np.mean([r["ms-ssim"] for r in rows if r["family"] == "slope" and r["value"] == value])))
+    low, high = means[0], means[-1]
+    pairs = zip(means, FAMILIES["slope"], strict=True)
+    return [(round(100 * (m - low) / (high - low), 1), round(v, 1)) for m, v in pairs]
+
+
+def report(result: dict) -> None:
+    rows = result["rows"]
+    print(f"across-image standard deviation at mean bpp {result['bpp_levels']}")
+    for family, metrics in result["spread"].items():
+        for metric, values in metrics.items():
+            print(f"{family:7s} {metric:12s} " + "  ".join("  -   " if v is None else f"{v:6.3f}" for v in values))
+    print("\nmeans over the images, per setting")
+    for family, values in FAMILIES.items():
+        for value in values:
+            hits = [r for r in rows if r["family"] == family and r["value"] == value]
+            means = [float(np.mean([r[k] for r in hits])) for k in ("bpp", *SCORES)]
+            scores = "  ".join(f"{m} {v:.3f}" for m, v in zip(SCORES, means[1:], strict=True))
+            print(f"{family:7s} {value:10.1f}  bpp {means[0]:.4f}  {scores}")
+    print("\nquality anchors (quality, slope):", quality_anchors(rows))
+
+
+def validate(files: list[Path], qualities: list[float], model, decoder) -> dict:
+    """What ``vtcodec encode -q Q`` gives on photos the calibration did not see: means and spreads per Q."""
+    per_q: dict[float, list[dict]] = {q: [] for q in qualities}
+    for path in files:
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        tokens = vtcodec.tokenize(pixels, model)
+        table = rate.measure(pixels, tokens, model, decoder)
+        for q in qualities:
+            counts = rate.allocate_for_slope(table, slope_for_quality(q))  # what codec.encode(quality=q) does
+            size = len(pack_tokens(tokens, counts, model))
+            decoded = decoder.render(tokens.ids, counts, tokens.grid)
+            scores = {m: METRICS[m](pixels, decoded) for m in SCORES}
+            per_q[q].append(
+                {"bpp": 8 * size / (pixels.shape[0] * pixels.shape[1]), "tokens": float(counts.mean()), **scores}
+            )
+        print(f"validated {path.name}", flush=True)
+    out = {}
+    for q, rows in per_q.items():
+        out[str(q)] = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in ("bpp", "tokens", *SCORES)}
+        out[str(q)].update({f"{k}-sd": round(float(np.std([r[k] for r in rows])), 4) for k in ("bpp", *SCORES)})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--images", type=Path)
     parser.add_argument("--limit", type=int, default=24)
     parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--summarize", action="store_true", help="Only print the summary of an earlier --json.")
+    parser.add_argument("--skip", type=int, default=0, help="Leave out the first N images (validation).")
+    parser.add_argument(
+        "--validate", type=float, nargs="+", help="Qualities to check with the shipped mapping instead of calibrating."
+    )
     args = parser.parse_args()
-    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[: args.limit]
+    if args.summarize:
+        report(json.loads(args.json.read_text()))
+        return
+    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    files = files[args.skip : args.skip + args.limit]
     model = vtcodec.load_model()
     decoder = load_decoder(model)
+    if args.validate:
+        result = {"images": str(args.images), "skip": args.skip, "count": len(files)}
+        result["qualities"] = validate(files, args.validate, model, decoder)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        print("| quality | bpp (mean, sd) | tokens/tile | PSNR-RGB | MS-SSIM (mean, sd) | SSIMULACRA 2 |")
+        for q, r in result["qualities"].items():
+            print(
+                f"| {float(q):g} | {r['bpp']:.4f} ({r['bpp-sd']:.4f}) | {r['tokens']:.0f} | {r['psnr-rgb']:.2f} | "
+                f"{r['ms-ssim']:.3f} ({r['ms-ssim-sd']:.3f}) | {r['ssimulacra2']:.1f} |"
+            )
+        return
     rows = []
     for i, path in enumerate(files):
         rows += measure_image(path, model, decoder)
@@ -102,10 +175,7 @@ def main() -> None:
     result = {"images": str(args.images), "count": len(files), "bpp_levels": levels, "spread": summary, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"across-image standard deviation at mean bpp {levels}")
-    for family, metrics in summary.items():
-        for metric, values in metrics.items():
-            print(f"{family:7s} {metric:12s} " + "  ".join("  -   " if v is None else f"{v:6.3f}" for v in values))
+    report(result)
 
 
 if __name__ == "__main__":

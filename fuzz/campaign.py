@@ -34,7 +34,8 @@ from vtcodec.codec import read_tokens, render  # noqa: E402
 from vtcodec.decoder_files import DECODER_KEY, parse_decoder  # noqa: E402
 from vtcodec.decoders import choose  # noqa: E402
 from vtcodec.errors import FormatError, InputError, UnknownModelError  # noqa: E402
-from vtcodec.zoo import CONFIG_KEY, parse_model  # noqa: E402
+from vtcodec.registry import CONFIG_KEY  # noqa: E402
+from vtcodec.zoo import parse_model  # noqa: E402
 
 
 def peak_rss() -> int:

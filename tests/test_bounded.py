@@ -217,7 +217,7 @@ def test_a_370_byte_decoder_file_cannot_ask_for_gigabytes(tiny_model, tmp_path):
 
 
 def test_a_model_file_declaring_a_wide_network_is_refused_before_it_is_built(tiny_model_path, tmp_path):
-    from vtcodec.zoo import CONFIG_KEY
+    from vtcodec.registry import CONFIG_KEY
 
     wide = with_metadata(tiny_model_path.read_bytes(), CONFIG_KEY, lambda cfg: {**cfg, "channels": [4096] * 4})
     path = tmp_path / "wide.safetensors"

@@ -101,7 +101,7 @@ def test_errors_are_one_line(case, cli_run, image_file, tiny_model_path, tmp_pat
         vtk.write_bytes(data[:3] + b"\x07" + data[4:])
         result = cli_run("decode", vtk, *model)
     elif case == "bad_option":
-        result = cli_run("encode", image_file, "--quality", 3)
+        result = cli_run("encode", image_file, "--no-such-option", 3)
     elif case == "negative_tokens":
         result = cli_run("encode", image_file, "--tokens", -3, *model)
     elif case == "too_many_tokens":
@@ -298,3 +298,38 @@ def test_batch_summary_rates_show_small_files():
     assert throughput(2400, 10.0) == "240 B/s"
     assert throughput(24_000, 10.0) == "2.40 kB/s"
     assert throughput(24_000_000, 10.0) == "2.40 MB/s"
+
+
+def test_quality_like_cwebp(cli_run, tiny_model_path, tmp_path):
+    """`vtcodec encode 001.png -q 75 -o q.vtk` works; -Q is quiet; a bad quality is a usage error."""
+    random_image(96, 64).save(tmp_path / "001.png")
+    model = ["--model", tiny_model_path]
+    code, _, err = cli_run("encode", tmp_path / "001.png", "-q", "75", "-o", tmp_path / "q.vtk", *model)
+    assert code == 0 and "q.vtk" in err
+    code, _, err = cli_run("encode", tmp_path / "001.png", "--quality", "101", "-o", tmp_path / "r.vtk", *model)
+    assert code == 2 and "must be 0.0 … 100.0" in err
+    code, _, err = cli_run("encode", tmp_path / "001.png", "-q", "50", "-t", "4", "-o", tmp_path / "r.vtk", *model)
+    assert code == 2 and "use only one of" in err
+    code, _, err = cli_run("encode", tmp_path, "-q", "60", "-Q", "-o", tmp_path / "batch", *model)
+    assert code == 0, err
+    import vtcodec
+
+    single = vtcodec.compress(_open(tmp_path / "001.png"), quality=60, model=tiny_model_path)
+    assert (tmp_path / "batch" / "001.vtk").read_bytes() == single
+
+
+def _open(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        return image
+
+
+def test_pillow_saves_with_quality(tiny_model_path, tmp_path):
+    import vtcodec  # noqa: F401  (registers the plugin)
+
+    image = random_image(96, 64)
+    image.save(tmp_path / "a.vtk", quality=80, model=str(tiny_model_path))
+    image.save(tmp_path / "b.vtk", quality=5, model=str(tiny_model_path))
+    assert (tmp_path / "a.vtk").stat().st_size >= (tmp_path / "b.vtk").stat().st_size

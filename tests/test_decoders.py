@@ -13,6 +13,7 @@ from vtcodec.decoders import Decoder, load_decoder, receptive_radius, save_decod
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
+from vtcodec.registry import DECODER_PREFIXES
 from vtcodec.tiling import TileGrid
 from vtcodec.zoo import load_model
 
@@ -27,7 +28,7 @@ def trained_looking(tiny_model):
     network.load_state_dict(tiny_model.model.state_dict())
     with torch.no_grad():
         for name, p in network.named_parameters():
-            if name.startswith(decoders.DECODER_PREFIXES):
+            if name.startswith(DECODER_PREFIXES):
                 p.copy_(torch.randn_like(p) * 0.15)
     return network.eval()
 
@@ -213,7 +214,7 @@ def test_train_decoder_resume_export_and_decode(cli_run, tiny_model_path, tiny_m
     assert second["step"] == 6
     # only the decoder learned: the encoder and so every token are unchanged
     for name, value in second["model"].items():
-        if not name.startswith(decoders.DECODER_PREFIXES):
+        if not name.startswith(DECODER_PREFIXES):
             assert torch.equal(value, tiny_model.model.state_dict()[name]), name
     assert any(not torch.equal(second["model"][k], first["model"][k]) for k in first["model"])
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -265,7 +266,7 @@ def test_growing_the_decoder_keeps_its_output(tiny_model, trained_looking, archi
             assert torch.allclose(before, after, atol=1e-6)
     # the encoder, and so the token space, is untouched
     for name, value in trained_looking.state_dict().items():
-        if not name.startswith(decoders.DECODER_PREFIXES):
+        if not name.startswith(DECODER_PREFIXES):
             assert torch.equal(value, grown.state_dict()[name])
 
 
@@ -342,7 +343,7 @@ def test_grown_decoder_file_keeps_its_architecture(tiny_model, trained_looking, 
     rounded = build_model(grown.config)
     # The file stores the decoder's weights in fp16; the token space's stay the model file's.
     weights = grown.state_dict().items()
-    rounded.load_state_dict({k: v.half().float() if k.startswith(decoders.DECODER_PREFIXES) else v for k, v in weights})
+    rounded.load_state_dict({k: v.half().float() if k.startswith(DECODER_PREFIXES) else v for k, v in weights})
     image, counts = _tokens(tiny_model, 100, 70)
     reference = Decoder("deep", tiny_model.model_id, rounded.eval(), "grid", grid_from=grid_from)
     assert np.array_equal(loaded.render(image.ids, counts, image.grid), reference.render(image.ids, counts, image.grid))

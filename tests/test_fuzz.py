@@ -163,7 +163,8 @@ def _inflated(spec: dict, rng: np.random.Generator) -> dict:
 def test_inflated_architectures_are_refused_or_load(tiny_model, tiny_model_path):
     """Model and decoder files that declare other networks: each loads (it fits) or is one InputError."""
     from vtcodec.decoder_files import DECODER_KEY, parse_decoder, serialize_decoder
-    from vtcodec.zoo import CONFIG_KEY, parse_model
+    from vtcodec.registry import CONFIG_KEY
+    from vtcodec.zoo import parse_model
 
     rng = np.random.default_rng(38)
     model_file = tiny_model_path.read_bytes()

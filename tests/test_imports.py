@@ -62,3 +62,28 @@ def test_no_import_cycles():
         "vtcodec.tile_grid",
         "vtcodec.tile_grid.TileGrid",
     }  # nor torch, through tiling
+
+
+def test_help_info_and_import_load_no_torch():
+    """`import vtcodec`, `vtcodec --help` and `vtcodec info` start without torch (start-up time)."""
+    import subprocess
+    import sys
+
+    sample = PACKAGE.parent / "samples" / "parrots-t16.vtk"
+    script = (
+        "import sys\n"
+        "import vtcodec\n"
+        "from vtcodec.cli import main\n"
+        "for argv in (['vtcodec', '--help'], ['vtcodec', 'info', sys.argv[1]], ['vtcodec', 'encode', '--help']):\n"
+        "    sys.argv = argv\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, argv\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "vtcodec.compress  # the API is still there, on first use\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(sample)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "decoders: attention (default)" in done.stdout

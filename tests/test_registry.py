@@ -168,7 +168,7 @@ def test_int8_decoder_files_are_half_the_size_and_decode_within_rounding(tiny_mo
     network.load_state_dict(tiny_model.model.state_dict())
     with torch.no_grad():
         for name, p in network.named_parameters():
-            if name.startswith(zoo.DECODER_PREFIXES) and p.dim() > 1:
+            if name.startswith(registry.DECODER_PREFIXES) and p.dim() > 1:
                 p.mul_(1 + 0.2 * torch.randn_like(p))
     fp16, int8 = tmp_path / "a.decoder.safetensors", tmp_path / "b.decoder.safetensors"
     save_decoder(network, "grid", tiny_model.model_id, fp16)
@@ -217,7 +217,7 @@ def tiny_registry(monkeypatch, tmp_path, tiny_model_path, tiny_model):
         network.load_state_dict(tiny_model.model.state_dict())
         with torch.no_grad():
             for key, p in network.named_parameters():
-                if key.startswith(zoo.DECODER_PREFIXES):
+                if key.startswith(registry.DECODER_PREFIXES):
                     p.copy_(torch.randn_like(p) * 0.15)
         save_decoder(network, name, tiny_model.model_id, shipped / f"{name}.decoder.safetensors")
         entries.append(

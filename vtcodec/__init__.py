@@ -5,20 +5,10 @@
 >>> image = vtcodec.decompress(data)            # PIL.Image.Image, original size
 """
 
-from vtcodec import pillow  # registers the .vtk format with Pillow
-from vtcodec.codec import (
-    DEFAULT_TOKENS,
-    EncodeResult,
-    compress,
-    decompress,
-    encode,
-    read_tokens,
-    render,
-    tokenize,
-    truncate,
-)
+import importlib
+
+from vtcodec import pillow  # registers the .vtk format with Pillow (torch-free)
 from vtcodec.container import DEFAULT_MAX_PIXELS
-from vtcodec.decoders import decoder_names, load_decoder
 from vtcodec.errors import (
     FormatError,
     InputError,
@@ -29,7 +19,38 @@ from vtcodec.errors import (
     VtcodecWarning,
 )
 from vtcodec.registry import add_model_dir
-from vtcodec.zoo import load_model, register_model_path
+
+# The rest of the API needs torch; it is imported on first use, so that `import vtcodec`, the
+# Pillow plugin's registration, `vtcodec --help` and `vtcodec info` start without it.
+_LAZY = {
+    "vtcodec.codec": (
+        "DEFAULT_TOKENS",
+        "EncodeResult",
+        "compress",
+        "decompress",
+        "encode",
+        "read_tokens",
+        "render",
+        "tokenize",
+        "truncate",
+    ),
+    "vtcodec.decoders": ("decoder_names", "load_decoder"),
+    "vtcodec.zoo": ("load_model", "register_model_path"),
+}
+_LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_MODULE:
+        value = getattr(importlib.import_module(_LAZY_MODULE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vtcodec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_MODULE})
+
 
 __version__ = "0.4.0"  # the one place; pyproject.toml reads it
 

@@ -95,13 +95,11 @@ class _Writes:
             future.exception()
 
 
-def _uniform_tokens(
-    model: LoadedModel, tokens: int | None, max_bytes: int | None, bpp: float | None, psnr: float | None
-) -> int | None:
-    """The token count of every tile, or None when a per-image target (bytes, bpp, PSNR) is asked for."""
-    targets = [v for v in (tokens, max_bytes, bpp, psnr) if v is not None]
+def _uniform_tokens(model: LoadedModel, tokens: int | None, *targets: float | None) -> int | None:
+    """The token count of every tile, or None when a per-image target (bytes, bpp, PSNR, quality) is asked for."""
+    targets = [v for v in (tokens, *targets) if v is not None]
     if len(targets) > 1:
-        raise UsageError("use only one of tokens, bytes, bpp, psnr")
+        raise UsageError("use only one of tokens, bytes, bpp, psnr, quality")
     if targets and tokens is None:
         return None
     tokens = min(codec.DEFAULT_TOKENS, model.config.max_tokens) if tokens is None else tokens
@@ -118,6 +116,7 @@ def encode_many(
     max_bytes: int | None = None,
     bpp: float | None = None,
     psnr: float | None = None,
+    quality: float | None = None,
     batch_size: int = 32,
     threads: int = 2,
     force: bool = False,
@@ -130,13 +129,15 @@ def encode_many(
 
     With a token count, tiles of consecutive images share forward passes of
     ``batch_size`` tiles. Budgets and quality targets (``max_bytes``, ``bpp``,
-    ``psnr``) are per image and run image by image. ``metadata`` and ``alpha`` are
+    ``psnr``, ``quality``) are per image and run image by image. ``metadata`` and ``alpha`` are
     as for :func:`vtcodec.codec.encode`.
     """
     check_options(metadata, alpha)  # a bad option fails before any file is read
     if batch_size < 1 or threads < 1:
         raise UsageError("batch size and jobs must be >= 1")
-    tokens = _uniform_tokens(model, tokens, max_bytes, bpp, psnr)
+    tokens = _uniform_tokens(model, tokens, max_bytes, bpp, psnr, quality)
+    if quality is not None:
+        codec.slope_for_quality(quality)  # a bad value fails before any file is read
     run = Run(jobs, manifest, quiet, "img")
     todo = run.skip_finished(jobs, lambda path: not force and vtk_is_complete(path, model))
 
@@ -175,7 +176,7 @@ def encode_many(
                 if tokens is not None:
                     encoder.add(item, prepared.pixels)
                     continue
-                result = codec.encode(prepared, max_bytes=max_bytes, bpp=bpp, psnr=psnr, model=model)
+                result = codec.encode(prepared, max_bytes=max_bytes, bpp=bpp, psnr=psnr, quality=quality, model=model)
                 finish(item, result.data, result.counts, {} if result.psnr is None else {"psnr": round(result.psnr, 3)})
             except (VtcodecError, OSError) as exc:
                 run.record(job, "error", error=_message(job, exc))

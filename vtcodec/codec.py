@@ -24,6 +24,24 @@ from vtcodec.tiling import TileGrid
 from vtcodec.zoo import LoadedModel, load_model
 
 DEFAULT_TOKENS = 64
+# Quality 0 … 100 -> RD slope (squared error per bit at which every tile stops), log-linear between anchors.
+# Calibrated by `python benchmarks/quality_calibration.py` on 24 held-out photos (bsds500/val): quality
+# rises linearly with their mean MS-SSIM, and a fixed slope spreads MS-SSIM across images less than a
+# fixed token count or a PSNR target does (results/quality-calibration.json).
+QUALITY_SLOPES = (
+    (0.0, 300000.0),
+    (17.5, 144883.6),
+    (34.2, 69970.9),
+    (49.8, 33792.1),
+    (65.5, 16319.8),
+    (78.9, 7881.5),
+    (87.6, 3806.4),
+    (92.3, 1838.3),
+    (95.8, 887.8),
+    (98.3, 428.7),
+    (99.6, 207.1),
+    (100.0, 100.0),
+)
 SMALL_IMAGE_PIXELS = 32 * 32  # up to this size an image carries its exact mean (measured: metadata.tone_of)
 
 DecoderSpec = Decoder | str | Path | None  # a decoder, its registered name or its file; None: the default
@@ -143,6 +161,22 @@ def fit_uniform_bytes(tokens: TokenImage, model: LoadedModel, budget: int, chunk
     return None if n is None else EncodeResult(files[n], np.full(tokens.grid.count, n))
 
 
+def slope_for_quality(quality: float) -> float:
+    """The RD slope of ``quality`` (0 … 100; higher keeps more tokens), from :data:`QUALITY_SLOPES`."""
+    if not 0.0 <= quality <= 100.0:
+        raise UsageError(f"quality must be 0 … 100 (got {quality})")
+    qualities, slopes = zip(*QUALITY_SLOPES, strict=True)
+    return float(np.exp(np.interp(quality, qualities, np.log(slopes))))
+
+
+def _fit_quality(
+    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, quality: float, decoder: Decoder, chunks: Chunks
+) -> EncodeResult:
+    table = rate.measure(pixels, tokens, model, decoder)
+    counts = rate.allocate_for_slope(table, slope_for_quality(quality))
+    return EncodeResult(pack_tokens(tokens, counts, model, chunks), counts)
+
+
 def _fit_psnr(
     pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, target_db: float, decoder: Decoder, chunks: Chunks
 ) -> EncodeResult:
@@ -171,28 +205,33 @@ def encode(
     max_bytes: int | None = None,
     bpp: float | None = None,
     psnr: float | None = None,
+    quality: float | None = None,
     model: ModelSpec = None,
     decoder: DecoderSpec = None,
     metadata: str | frozenset[str] = DEFAULT_METADATA,
     alpha: str = "keep",
 ) -> EncodeResult:
-    """Encode to one target: ``tokens`` per tile, a byte budget, a bpp budget, or a PSNR floor.
+    """Encode to one target: ``tokens`` per tile, a byte budget, a bpp budget, a PSNR floor or a quality.
 
     With a budget, tiles get different token counts chosen to minimize total
     distortion (rate-distortion allocation), measured with ``decoder`` (default:
     the token space's default decoder). With ``psnr``, the result is the
     smallest file found whose decoded PSNR-RGB is >= ``psnr``; if even all tokens
-    miss it, ``target_met`` is False and the file keeps every token.
+    miss it, ``target_met`` is False and the file keeps every token. ``quality``
+    (0 … 100) fixes the RD slope at which every tile stops (:func:`slope_for_quality`):
+    the bytes follow the image, and the look varies less between images than at a
+    fixed token count.
 
     ``metadata`` (``all``, ``none`` or a comma list of ``icc``, ``exif``, ``xmp``) and
     ``alpha`` (``keep``, ``lossless`` or ``drop``) say what travels beside the pixels
     (``vtcodec.imageio.prepare``); budgets count their bytes.
     """
-    chosen = [
-        name for name, v in (("tokens", tokens), ("bytes", max_bytes), ("bpp", bpp), ("psnr", psnr)) if v is not None
-    ]
+    targets = (("tokens", tokens), ("bytes", max_bytes), ("bpp", bpp), ("psnr", psnr), ("quality", quality))
+    chosen = [name for name, v in targets if v is not None]
     if len(chosen) > 1:
-        raise UsageError(f"use only one of tokens, bytes, bpp, psnr (got {', '.join(chosen)})")
+        raise UsageError(f"use only one of tokens, bytes, bpp, psnr, quality (got {', '.join(chosen)})")
+    if quality is not None:
+        slope_for_quality(quality)  # a bad value is a usage error before any work
     loaded = _resolve(model)
     prepared = _prepared(image, metadata, alpha)
     pixels = prepared.pixels
@@ -202,7 +241,7 @@ def encode(
         raise InputError(f"refused, too many pixels: {refused}")
     grid = TileGrid(width, height, loaded.config.tile_size)
     chunks, flat = side_chunks(prepared)
-    if max_bytes is None and bpp is None and psnr is None:  # check the counts before running the network
+    if max_bytes is None and bpp is None and psnr is None and quality is None:  # counts first: no network yet
         if tokens is None:
             tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens)
         counts = _counts(tokens, grid.count, loaded.config.max_tokens)
@@ -219,8 +258,12 @@ def encode(
             return flat_file(grid, loaded, chunks)
         return fit_bytes(pixels, tokenize(pixels, loaded), loaded, int(max_bytes), decoder=decoder, chunks=chunks)
     if flat:
-        return replace(flat_file(grid, loaded, chunks), psnr=math.inf)
+        return (
+            flat_file(grid, loaded, chunks) if psnr is None else replace(flat_file(grid, loaded, chunks), psnr=math.inf)
+        )
     token_image = tokenize(pixels, loaded)
+    if quality is not None:
+        return _fit_quality(pixels, token_image, loaded, float(quality), _decoder(loaded, decoder), chunks)
     return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder), chunks)
 
 
@@ -246,6 +289,7 @@ def compress(
     max_bytes: int | None = None,
     bpp: float | None = None,
     psnr: float | None = None,
+    quality: float | None = None,
     model: ModelSpec = None,
     decoder: DecoderSpec = None,
     metadata: str | frozenset[str] = DEFAULT_METADATA,
@@ -262,6 +306,7 @@ def compress(
         max_bytes=max_bytes,
         bpp=bpp,
         psnr=psnr,
+        quality=quality,
         model=model,
         decoder=decoder,
         metadata=metadata,

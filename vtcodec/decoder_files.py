@@ -1,6 +1,6 @@
 """Decoder files (``*.decoder.safetensors``): a decoder's tensors and what it is for.
 
-The tensors are the decoder's layers (``zoo.DECODER_PREFIXES``), stored as fp16, or as
+The tensors are the decoder's layers (``registry.DECODER_PREFIXES``), stored as fp16, or as
 int8 with an fp16 scale per output channel (``"weights": "int8"``; the int8 tensor
 ``NAME`` has its scales in ``scale:NAME``; tensors of one dimension stay fp16). The JSON
 metadata under ``vtcodec.decoder`` names the decoder, its token space (a model id), its
@@ -25,7 +25,8 @@ from vtcodec.decoding import CONTEXTS, Decoder, receptive_radius
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.models.tokenizer import DECODER_ARCHITECTURE
-from vtcodec.zoo import DECODER_PREFIXES, LoadedModel, check_tensors
+from vtcodec.registry import DECODER_PREFIXES
+from vtcodec.zoo import LoadedModel, check_tensors
 
 DECODER_KEY = "vtcodec.decoder"
 WEIGHT_FORMATS = ("fp16", "int8")  # how a decoder file stores its tensors (serialize_decoder)

@@ -35,9 +35,9 @@ from vtcodec.decoding import Decoder, receptive_radius  # noqa: F401
 from vtcodec.errors import InputError, UsageError
 from vtcodec.models import ConvTokenizer, build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
-from vtcodec.zoo import DECODER_PREFIXES, LoadedModel  # noqa: F401
+from vtcodec.zoo import LoadedModel
 
-TILED = "tiled"
+TILED = registry.TILED
 PERCEPTUAL = "perceptual"  # the decoder that --realism 1 gives; 0 is the token space's default decoder
 
 _cache: dict[tuple[bytes, str, str], Decoder] = {}
@@ -150,9 +150,7 @@ def full_network(model: LoadedModel) -> ConvTokenizer:
 def decoder_names(model: LoadedModel, installed_only: bool = False) -> list[str]:
     """Every decoder registered for ``model``'s token space, the default first, installed or not
     (``installed_only``: those whose file is here, and the model file's own)."""
-    entries = registry.load_manifest().decoders_of(model.model_id)
-    names = [e.name for e in entries if not installed_only or registry.locate(e) is not None]
-    return [*names, TILED] if TILED not in names and model.has_decoder else names
+    return registry.decoder_names(model.model_id, model.has_decoder, installed_only)
 
 
 def default_decoder_name(model: LoadedModel) -> str:

@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 from tqdm import tqdm
 
 from vtcodec import container
 from vtcodec.errors import FormatError, InputError
-from vtcodec.zoo import LoadedModel
+
+if TYPE_CHECKING:  # torch, which the batch runs' bookkeeping does not need
+    from vtcodec.zoo import LoadedModel
 
 VTK_SUFFIX = ".vtk"
 

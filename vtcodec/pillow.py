@@ -1,6 +1,7 @@
 """Pillow plugin: after ``import vtcodec``, ``Image.open("x.vtk")`` and ``img.save("x.vtk")`` work.
 
-Saving takes one target keyword: ``tokens=``, ``bytes=``, ``bpp=`` or ``psnr=``
+Saving takes one target keyword: ``quality=`` (0 … 100, as Pillow's WebP and AVIF
+plugins take it), ``tokens=``, ``bytes=``, ``bpp=`` or ``psnr=``
 (and optionally ``model=`` a model file path, ``metadata=`` and ``alpha=`` as for
 :func:`vtcodec.compress`). An opened file with an alpha plane is RGBA; its kept
 colour profile, EXIF and XMP are in ``info`` as Pillow's own plugins put them.
@@ -66,6 +67,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         max_bytes=info.get("bytes"),
         bpp=info.get("bpp"),
         psnr=info.get("psnr"),
+        quality=info.get("quality"),
         model=info.get("model"),
         metadata=info.get("metadata", DEFAULT_METADATA),
         alpha=info.get("alpha", "keep"),

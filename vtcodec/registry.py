@@ -27,6 +27,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.errors import InputError, UnknownModelError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -176,6 +177,74 @@ def verify(path: Path, data: bytes, entry: Entry) -> None:
     if hashlib.sha256(data).hexdigest() != entry.sha256:
         hint = "reinstall vtcodec" if entry.role == "shipped" else f"get {entry.file} again"
         raise InputError(f"{path}: {entry.kind} file is damaged or tampered (SHA-256 mismatch); {hint}")
+
+
+CONFIG_KEY = "vtcodec.config"  # safetensors metadata: the model's JSON config
+MODEL_ID_KEY = "vtcodec.model_id"  # safetensors metadata: the token space a decoder-less file serves
+DECODER_PREFIXES = ("decoder.", "fine_in.", "absent")  # the tensors that only the decoder uses
+TILED = "tiled"  # the name of a model file's own per-tile decoder
+MAX_HEADER_BYTES = 1 << 24
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """What a model file declares in its safetensors header, read without torch (``vtcodec info``)."""
+
+    path: Path
+    model_id: bytes
+    codebook_size: int
+    has_decoder: bool
+
+
+def read_model_file(path: str | Path) -> ModelFile:
+    """The header facts of the model file at ``path``; :class:`InputError` if it is not one."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read model file ({exc.strerror})") from None
+    try:
+        size = int.from_bytes(data[:8], "little")
+        if not 0 < size <= min(MAX_HEADER_BYTES, len(data) - 8):
+            raise ValueError("header length")
+        header = json.loads(data[8 : 8 + size])
+        metadata = header.get("__metadata__", {})
+        levels = json.loads(metadata[CONFIG_KEY])["fsq_levels"]
+        codebook = 1
+        for level in levels:
+            codebook *= int(level)
+        has_decoder = any(k.startswith(DECODER_PREFIXES) for k in header if k != "__metadata__")
+        model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InputError(f"{path}: not a vtcodec model file") from None
+    return ModelFile(path, model_id, codebook, has_decoder)
+
+
+def model_id_of(data: bytes) -> bytes:
+    """The id of a model file that does not declare one: the first bytes of its SHA-256."""
+    return hashlib.sha256(data).digest()[:MODEL_ID_BYTES]
+
+
+def find_model_file(model_id: bytes, candidates: list[str | Path] | None = None) -> ModelFile:
+    """The header of the model with this id, among ``candidates``, else the registry's (as ``zoo.find_model``)."""
+    for path in candidates or []:
+        found = read_model_file(path)
+        if found.model_id == model_id:
+            return found
+    entry = load_manifest().model(model_id)
+    if entry is None:
+        raise UnknownModelError(
+            f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
+        )
+    return read_model_file(installed(entry))
+
+
+def decoder_names(model_id: bytes, has_decoder: bool, installed_only: bool = False) -> list[str]:
+    """Every decoder registered for the token space ``model_id``, the default first, installed or not
+    (``installed_only``: those whose file is here); a model file with a decoder adds its own, ``tiled``."""
+    entries = load_manifest().decoders_of(model_id)
+    names = [e.name for e in entries if not installed_only or locate(e) is not None]
+    return [*names, TILED] if TILED not in names and has_decoder else names
 
 
 def entry_for_path(path: Path) -> Entry | None:

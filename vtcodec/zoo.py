@@ -16,7 +16,6 @@ is the registry's business (``vtcodec.registry``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -34,12 +33,10 @@ from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.errors import InputError, UnknownModelError, UsageError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.prior import TokenPrior
+from vtcodec.registry import CONFIG_KEY, DECODER_PREFIXES, MODEL_ID_KEY, model_id_of
 
 PRIOR_KEY = "prior.freqs"
 CONTEXT_KEY = "context.digit{}"
-CONFIG_KEY = "vtcodec.config"
-MODEL_ID_KEY = "vtcodec.model_id"
-DECODER_PREFIXES = ("decoder.", "fine_in.", "absent")  # the tensors that only the decoder uses
 
 _cache: dict[Path, LoadedModel] = {}
 _device_cache: dict[tuple[Path, str], LoadedModel] = {}
@@ -87,10 +84,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("CUDA was asked for, but torch sees no CUDA device")
     return torch.device(device)
-
-
-def model_id_of(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()[:MODEL_ID_BYTES]
 
 
 def context_layout(model: ConvTokenizer) -> tuple[int, np.ndarray, np.ndarray] | None:

@@ -15,7 +15,6 @@ from vtcodec.cli.common import (
 )
 from vtcodec.errors import InputError, UsageError
 from vtcodec.imageio import IMAGE_SUFFIXES
-from vtcodec.zoo import load_model
 
 
 @command()
@@ -59,7 +58,8 @@ def bench(
     ] = None,
 ) -> None:
     """Rate-quality comparison with JPEG, WebP and AVIF at equal bytes, with plots and BD-rates."""
-    from vtcodec import bench as benchmark
+    from vtcodec import bench as benchmark  # torch (start-up time)
+    from vtcodec.zoo import load_model
 
     metric_names = [m.strip().lower() for m in metric_list.split(",") if m.strip()] if metric_list else None
     benchmark.Metrics(metric_names)  # an unknown metric fails here, before any image is read

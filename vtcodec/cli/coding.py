@@ -6,11 +6,11 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from vtcodec import batch, codec, container
+from vtcodec import container, registry
 from vtcodec.cli.common import (
     BatchSizeOption,
     DecoderOption,
@@ -34,12 +34,14 @@ from vtcodec.cli.common import (
     set_pixel_limit,
     set_verbose,
 )
-from vtcodec.decoders import decoder_names
 from vtcodec.errors import UnknownModelError, UsageError
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
+from vtcodec.jobs import VTK_SUFFIX, collect_jobs, manifest_part, shard
 from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, TONE, item_sizes, read_tone
-from vtcodec.zoo import LoadedModel, find_model, load_model, resolve_device
+
+if TYPE_CHECKING:
+    from vtcodec.zoo import LoadedModel
 
 MetadataOption = Annotated[
     str,
@@ -87,7 +89,7 @@ def encode(
             "-t",
             metavar="N",
             callback=at_least(0),
-            help=f"Tokens per tile, 0 … the model's (256) [default: {codec.DEFAULT_TOKENS}].",
+            help="Tokens per tile, 0 … 512 with the shipped model [default: 64].",  # codec.DEFAULT_TOKENS
         ),
     ] = None,
     max_bytes: Annotated[
@@ -105,6 +107,16 @@ def encode(
     psnr: Annotated[
         Optional[float], typer.Option("--psnr", metavar="DB", help="Smallest file with PSNR-RGB >= DB decibels.")
     ] = None,
+    quality: Annotated[
+        Optional[float],
+        typer.Option(
+            "--quality",
+            "-q",
+            metavar="Q",
+            callback=between(0.0, 100.0),
+            help="Quality 0 (smallest) … 100 (best): a look, not a size; each tile stops where tokens stop paying.",
+        ),
+    ] = None,
     force: ForceOption = False,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -121,7 +133,7 @@ def encode(
         bool, typer.Option("--force-name", help="Write the .vtk file under -o's name even if it is not .vtk.")
     ] = False,
 ) -> None:
-    """Compress images into .vtk files (one target: --tokens, --bytes, --bpp or --psnr).
+    """Compress images into .vtk files (one target: --quality, --tokens, --bytes, --bpp or --psnr).
 
     Several inputs, a folder or a glob make a batch run: -o names a folder that
     mirrors the input tree, outputs that already exist and verify are skipped (a
@@ -131,11 +143,15 @@ def encode(
     \b
     Examples:
       vtcodec encode photo.png                 photo.vtk beside it, 64 tokens per tile
+      vtcodec encode photo.png -q 70 -o q.vtk  quality 70 of 100: the bytes follow the image
       vtcodec encode photo.png -t 16 -o s.vtk  16 tokens per tile: smaller, coarser
       vtcodec encode photo.png --bytes 2000    the whole file in 2000 bytes
       vtcodec encode photos/ -o vtk/           a folder; a rerun resumes
       cat photo.png | vtcodec encode - -o - > photo.vtk
     """
+    from vtcodec import batch  # torch: imported when a command runs, not for --help (start-up time)
+    from vtcodec.zoo import load_model
+
     set_pixel_limit(max_pixels)
     set_verbose(verbose)
     single = images == [STDIO] or not is_batch(images, output, manifest)
@@ -143,9 +159,9 @@ def encode(
         output = _single_output(images[0], output, ".vtk", force_name)
     loaded = load_model(model, device)
     if not single:
-        rank, world = batch.shard()
+        rank, world = shard()
         out_dir = batch_output_dir(output)
-        all_jobs = batch.collect_jobs(images, out_dir, IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
+        all_jobs = collect_jobs(images, out_dir, IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
         summary = batch.encode_many(
             all_jobs[rank::world],
             loaded,
@@ -153,17 +169,18 @@ def encode(
             max_bytes=max_bytes,
             bpp=bpp,
             psnr=psnr,
+            quality=quality,
             batch_size=batch_size,
             threads=jobs,
             force=force,
-            manifest=batch.manifest_part(manifest, rank, world),
+            manifest=manifest_part(manifest, rank, world),
             quiet=quiet,
             metadata=keep_metadata,
             alpha=alpha,
         )
         report(summary, rank, world)
         return
-    target = {"tokens": tokens, "max_bytes": max_bytes, "bpp": bpp, "psnr": psnr}
+    target = {"tokens": tokens, "max_bytes": max_bytes, "bpp": bpp, "psnr": psnr, "quality": quality}
     _encode_file(images[0], output, force, frame, keep_metadata, alpha, loaded, target)
 
 
@@ -220,6 +237,8 @@ def _encode_file(
         prepared = open_prepared(STDIN_NAME, frame, keep_metadata, alpha, data=sys.stdin.buffer.read())
     else:
         prepared = open_prepared(image, frame, keep_metadata, alpha)
+    from vtcodec import codec  # torch (start-up time)
+
     result = codec.encode(prepared, model=model, **target)
     where = _write(out, result.data, force)
     size = len(result.data)
@@ -299,6 +318,9 @@ def decode(
       vtcodec decode vtk/ -o png/              a folder; a rerun resumes
       cat photo.vtk | vtcodec decode - -o - > photo.png
     """
+    from vtcodec import batch, codec  # torch (start-up time)
+    from vtcodec.zoo import resolve_device
+
     set_pixel_limit(max_pixels)
     set_verbose(verbose)
     add_model_dirs(model_dir)
@@ -308,14 +330,14 @@ def decode(
     if single:
         output = _single_output(files[0], output, suffix)
     if not single:
-        rank, world = batch.shard()
+        rank, world = shard()
         out_dir = batch_output_dir(output)
         image_format_for(Path("x" + suffix))
 
         def name(p: Path) -> Path:
             return p.with_suffix(suffix) if out_dir is not None else p.with_name(p.stem + ".decoded" + suffix)
 
-        all_jobs = batch.collect_jobs(files, out_dir, frozenset({batch.VTK_SUFFIX}), name)
+        all_jobs = collect_jobs(files, out_dir, frozenset({VTK_SUFFIX}), name)
         summary = batch.decode_many(
             all_jobs[rank::world],
             [model] if model else [],
@@ -325,7 +347,7 @@ def decode(
             batch_size=batch_size,
             threads=jobs,
             force=force,
-            manifest=batch.manifest_part(manifest, rank, world),
+            manifest=manifest_part(manifest, rank, world),
             quiet=quiet,
             realism=realism,
         )
@@ -359,9 +381,10 @@ def info(
         header, _ = container.unpack(data)
         tone = read_tone(header.chunks)
     try:
-        found = find_model(header.model_id, [model] if model else [])
-        codebook, decoders = found.codebook_size, decoder_names(found, installed_only=True)
-        missing = [name for name in decoder_names(found) if name not in decoders]
+        found = registry.find_model_file(header.model_id, [model] if model else [])  # the header only: no torch
+        decoders = registry.decoder_names(found.model_id, found.has_decoder, installed_only=True)
+        missing = [n for n in registry.decoder_names(found.model_id, found.has_decoder) if n not in decoders]
+        codebook = found.codebook_size
     except UnknownModelError as exc:
         codebook, decoders, missing = None, [], []
         typer.echo(f"vtcodec: note: {exc}", err=True)
@@ -446,6 +469,8 @@ def truncate(
     set_pixel_limit(max_pixels)
     add_model_dirs(model_dir)
     check_writable(output, force)
+    from vtcodec import codec  # torch (start-up time)
+
     with naming(file):
         data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, bpp=bpp, model=model)
     write_atomic(output, data, force=force)

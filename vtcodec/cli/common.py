@@ -12,9 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from vtcodec import batch, registry
+from vtcodec import registry
 from vtcodec.errors import FormatError, InputError, UsageError, VtcodecError, VtcodecWarning
-from vtcodec.jobs import throughput
+from vtcodec.jobs import Summary, throughput
 
 app = typer.Typer(
     add_completion=False,
@@ -190,7 +190,7 @@ def batch_output_dir(output: Optional[Path]) -> Optional[Path]:
     return output
 
 
-def report(summary: batch.Summary, rank: int, world: int) -> None:
+def report(summary: Summary, rank: int, world: int) -> None:
     done = summary.converted
     rate = done / summary.seconds if summary.seconds > 0 else 0.0
     where = f"rank {rank}/{world}: " if world > 1 else ""

@@ -21,7 +21,6 @@ from vtcodec.cli.common import (
     command,
     set_verbose,
 )
-from vtcodec.zoo import load_model
 
 
 @command()
@@ -70,6 +69,8 @@ def train(
         prior_tiles,
     )
     if path is not None:  # rank 0 exports
+        from vtcodec.zoo import load_model  # torch (start-up time)
+
         typer.echo(f"exported {path} (model id {load_model(path).model_id.hex()})", err=True)
 
 
@@ -104,6 +105,7 @@ def tokens_command(
     vtcodec.datasets.TokenShards; the layout is in vtcodec/token_shards.py.
     """
     from vtcodec import token_shards
+    from vtcodec.zoo import load_model  # torch (start-up time)
 
     set_verbose(verbose)
     loaded = load_model(model) if model else None

@@ -26,6 +26,7 @@ import torch
 from vtcodec.data import CropSampler, list_images, load_rgb
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
+from vtcodec.registry import DECODER_PREFIXES
 from vtcodec.seams import lattice_share, seam_ratio
 from vtcodec.training.config import DecoderTrainConfig
 from vtcodec.training.export import load_checkpoint, save_checkpoint
@@ -35,7 +36,6 @@ from vtcodec.training.perceptual_terms import PerceptualTerms
 from vtcodec.training.rate_term import RateTerm
 from vtcodec.training.schedule import learning_rate, tile_lengths
 from vtcodec.training.warm_start import starting_network
-from vtcodec.zoo import DECODER_PREFIXES
 
 
 def decoder_parameters(model: ConvTokenizer) -> list[torch.nn.Parameter]:

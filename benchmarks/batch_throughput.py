@@ -19,6 +19,7 @@ from pathlib import Path
 import vtcodec
 from vtcodec import batch
 from vtcodec.imageio import IMAGE_SUFFIXES, open_image
+from vtcodec.jobs import collect_jobs
 
 
 def main() -> None:
@@ -45,11 +46,11 @@ def main() -> None:
             vtcodec.decompress(path.read_bytes(), model=model).save(path.with_suffix(".png"))
         single_decode = len(sources) / (time.perf_counter() - start)
 
-        jobs = batch.collect_jobs([args.folder], root / "b", IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
+        jobs = collect_jobs([args.folder], root / "b", IMAGE_SUFFIXES, lambda p: p.with_suffix(".vtk"))
         start = time.perf_counter()
         summary = batch.encode_many(jobs, model, args.tokens, batch_size=args.batch_size, threads=args.jobs, quiet=True)
         batched_encode = summary.converted / (time.perf_counter() - start)
-        vtk_jobs = batch.collect_jobs([root / "b"], root / "c", frozenset({".vtk"}), lambda p: p.with_suffix(".png"))
+        vtk_jobs = collect_jobs([root / "b"], root / "c", frozenset({".vtk"}), lambda p: p.with_suffix(".png"))
         start = time.perf_counter()
         summary = batch.decode_many(
             vtk_jobs, device=args.device, batch_size=args.batch_size, threads=args.jobs, quiet=True

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 import vtcodec
-from vtcodec.codec import pack_tokens, read_tokens, render, tokenize
+from vtcodec.codec import render, tokenize
 from vtcodec.imageio import open_image
+from vtcodec.pipeline import pack_tokens, read_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 

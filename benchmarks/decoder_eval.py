@@ -32,12 +32,14 @@ import torch
 
 import vtcodec
 from vtcodec.bench import METRIC_LABELS, Metrics
-from vtcodec.codec import pack_tokens, read_tokens, tokenize
-from vtcodec.decoders import Decoder, decoder_names, load_decoder
+from vtcodec.codec import tokenize
+from vtcodec.decoders import decoder_names, load_decoder
+from vtcodec.decoding import Decoder
 from vtcodec.imageio import open_image
 from vtcodec.models.tokenizer import AttentionBlock
+from vtcodec.pipeline import pack_tokens, read_tokens
 from vtcodec.seams import flat_texture_ratio, lattice_ratio, seam_ratio
-from vtcodec.tiling import TileGrid
+from vtcodec.tile_grid import TileGrid
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"psnr-rgb": "psnr", "ms-ssim": "msssim"}  # the JSON keys of earlier results files

@@ -20,7 +20,8 @@ import torch
 import vtcodec
 from vtcodec import pipeline
 from vtcodec.imageio import open_image
-from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches
+from vtcodec.tile_grid import TileGrid
+from vtcodec.tiling import TILE_BATCH, iter_tile_batches
 
 ROOT = Path(__file__).resolve().parent.parent
 

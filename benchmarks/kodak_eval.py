@@ -22,8 +22,9 @@ import torch
 
 import vtcodec
 from vtcodec.bench import Metrics
-from vtcodec.codec import pack_tokens, read_tokens, render, tokenize
+from vtcodec.codec import render, tokenize
 from vtcodec.imageio import open_image
+from vtcodec.pipeline import pack_tokens, read_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 

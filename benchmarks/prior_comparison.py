@@ -20,8 +20,9 @@ import numpy as np
 
 import vtcodec
 from vtcodec import container, entropy
-from vtcodec.codec import TokenImage, decompress, tokenize
+from vtcodec.codec import decompress, tokenize
 from vtcodec.imageio import open_image
+from vtcodec.pipeline import TokenImage
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,11 @@ import numpy as np
 
 import vtcodec
 from vtcodec import rate
-from vtcodec.codec import fit_bytes, fit_uniform_bytes, psnr_rgb, read_tokens, render, tokenize
+from vtcodec.codec import fit_bytes, fit_uniform_bytes, render, tokenize
+from vtcodec.decoders import load_decoder
 from vtcodec.imageio import open_image
+from vtcodec.metrics import psnr_rgb
+from vtcodec.pipeline import read_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +40,7 @@ def main() -> None:
         image = open_image(path)
         pixels = np.asarray(image)
         tokens = tokenize(pixels, model)
-        table = rate.measure(pixels, tokens, model)
+        table = rate.measure(pixels, tokens, model, load_decoder(model))
         for bpp in args.bpp:
             budget = int(bpp * image.width * image.height / 8)
             rd = fit_bytes(pixels, tokens, model, budget, table)

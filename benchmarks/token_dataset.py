@@ -25,9 +25,10 @@ import torch
 from torch.utils.data import DataLoader
 
 import vtcodec
-from vtcodec.codec import pack_tokens, tokenize
+from vtcodec.codec import tokenize
 from vtcodec.datasets import TokenShards, VtkFolder
 from vtcodec.imageio import open_image
+from vtcodec.pipeline import pack_tokens
 from vtcodec.token_shards import export_shards, find_sources
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,11 +22,12 @@ import numpy as np
 from PIL import Image
 
 import vtcodec
-from vtcodec.codec import TokenImage, pack_tokens, read_tokens, tokenize
-from vtcodec.entropy import Coder
+from vtcodec.codec import tokenize
+from vtcodec.container import Coder
 from vtcodec.imageio import open_image, prepare
 from vtcodec.metadata import to_chunks
-from vtcodec.tiling import TileGrid
+from vtcodec.pipeline import TokenImage, pack_tokens, read_tokens
+from vtcodec.tile_grid import TileGrid
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))

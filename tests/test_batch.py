@@ -21,6 +21,7 @@ import vtcodec
 from vtcodec import batch, codec
 from vtcodec.errors import InputError
 from vtcodec.imageio import IMAGE_SUFFIXES
+from vtcodec.jobs import collect_jobs
 from vtcodec.zoo import load_model
 
 from .conftest import random_image
@@ -43,22 +44,22 @@ def vtk_name(p: Path) -> Path:
 def test_collect_jobs_mirrors_folders_and_globs(tmp_path: Path) -> None:
     paths = make_tree(tmp_path / "in")
     (tmp_path / "in" / "notes.txt").write_text("not an image")
-    jobs = batch.collect_jobs([tmp_path / "in"], tmp_path / "out", IMAGE_SUFFIXES, vtk_name)
+    jobs = collect_jobs([tmp_path / "in"], tmp_path / "out", IMAGE_SUFFIXES, vtk_name)
     assert [j.source for j in jobs] == sorted(paths, key=str)
     assert jobs[-1].output == tmp_path / "out" / "sub" / "img005.vtk"
     pattern = str(tmp_path / "in" / "**" / "*.png")
-    globbed = batch.collect_jobs([pattern], tmp_path / "o", IMAGE_SUFFIXES, vtk_name)
+    globbed = collect_jobs([pattern], tmp_path / "o", IMAGE_SUFFIXES, vtk_name)
     assert {j.output for j in globbed} == {tmp_path / "o" / j.output.relative_to(tmp_path / "out") for j in jobs}
-    beside = batch.collect_jobs([paths[0], paths[0]], None, IMAGE_SUFFIXES, vtk_name)
+    beside = collect_jobs([paths[0], paths[0]], None, IMAGE_SUFFIXES, vtk_name)
     assert beside == [batch.Job(paths[0], paths[0].with_suffix(".vtk"))]
     with pytest.raises(InputError):
-        batch.collect_jobs([tmp_path / "missing"], None, IMAGE_SUFFIXES, vtk_name)
+        collect_jobs([tmp_path / "missing"], None, IMAGE_SUFFIXES, vtk_name)
 
 
 @pytest.mark.parametrize("batch_size", [1, 5, 64])
 def test_batched_encode_matches_single_image_encode(tmp_path: Path, tiny_model, batch_size: int) -> None:
     paths = make_tree(tmp_path / "in", count=5)
-    jobs = batch.collect_jobs([tmp_path / "in"], tmp_path / "out", IMAGE_SUFFIXES, vtk_name)
+    jobs = collect_jobs([tmp_path / "in"], tmp_path / "out", IMAGE_SUFFIXES, vtk_name)
     summary = batch.encode_many(jobs, tiny_model, 5, batch_size=batch_size, quiet=True)
     assert summary.converted == 5 and not summary.failed
     for job in jobs:
@@ -70,7 +71,7 @@ def test_batched_encode_matches_single_image_encode(tmp_path: Path, tiny_model, 
 def test_rerun_skips_complete_redoes_corrupt_and_reports_failures(tmp_path: Path, tiny_model) -> None:
     make_tree(tmp_path / "in", count=4)
     (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    jobs = batch.collect_jobs([tmp_path / "in"], tmp_path / "out", IMAGE_SUFFIXES, vtk_name)
+    jobs = collect_jobs([tmp_path / "in"], tmp_path / "out", IMAGE_SUFFIXES, vtk_name)
     manifest = tmp_path / "m.jsonl"
     first = batch.encode_many(jobs, tiny_model, 4, manifest=manifest, quiet=True)
     assert first.converted == 4 and [p.name for p, _ in first.failed] == ["broken.png"]
@@ -91,11 +92,9 @@ def test_rerun_skips_complete_redoes_corrupt_and_reports_failures(tmp_path: Path
 
 def test_decode_many_round_trip_and_token_preview(tmp_path: Path, tiny_model) -> None:
     make_tree(tmp_path / "in", count=3)
-    jobs = batch.collect_jobs([tmp_path / "in"], tmp_path / "vtk", IMAGE_SUFFIXES, vtk_name)
+    jobs = collect_jobs([tmp_path / "in"], tmp_path / "vtk", IMAGE_SUFFIXES, vtk_name)
     batch.encode_many(jobs, tiny_model, 6, quiet=True)
-    vtk_jobs = batch.collect_jobs(
-        [tmp_path / "vtk"], tmp_path / "png", frozenset({".vtk"}), lambda p: p.with_suffix(".png")
-    )
+    vtk_jobs = collect_jobs([tmp_path / "vtk"], tmp_path / "png", frozenset({".vtk"}), lambda p: p.with_suffix(".png"))
     summary = batch.decode_many(vtk_jobs, [tiny_model.path], batch_size=7, tokens=3, quiet=True)
     assert summary.converted == 3
     for job in vtk_jobs:

@@ -22,10 +22,9 @@ import torch
 
 import vtcodec
 from vtcodec import container, entropy, metadata
-from vtcodec.codec import read_tokens
 from vtcodec.errors import FormatError, InputError
 from vtcodec.imageio import open_prepared
-from vtcodec.pipeline import TileEncoder, tokenize_pixels
+from vtcodec.pipeline import TileEncoder, read_tokens, tokenize_pixels
 from vtcodec.zoo import load_model
 
 from .conftest import ROOT, SAMPLES, SHARED, assert_one_line_error, image_folder, random_image

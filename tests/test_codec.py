@@ -4,9 +4,10 @@ import torch
 from PIL import Image
 
 import vtcodec
-from vtcodec.codec import read_tokens, tokenize
+from vtcodec.codec import tokenize
 from vtcodec.errors import FormatError, InputError, UnknownModelError
 from vtcodec.imageio import to_rgb
+from vtcodec.pipeline import read_tokens
 
 from .conftest import random_image
 

@@ -4,8 +4,7 @@ import zlib
 import numpy as np
 import pytest
 
-from vtcodec.container import FORMAT_VERSION, Header, pack, unpack, write_varint
-from vtcodec.entropy import Coder
+from vtcodec.container import FORMAT_VERSION, Coder, Header, pack, unpack, write_varint
 from vtcodec.errors import FormatError
 
 MODEL_ID = bytes(range(8))

@@ -4,16 +4,11 @@ import numpy as np
 import pytest
 
 from vtcodec import container
-from vtcodec.context_prior import (
-    CONTEXT_FREQ_TOTAL,
-    DigitContextPrior,
-    neighbour_positions,
-    quantize_rows,
-    token_digits,
-)
-from vtcodec.entropy import Coder, decode_context, decode_stream, encode_context, encode_range, encode_stream
+from vtcodec.container import Coder
+from vtcodec.context_prior import CONTEXT_FREQ_TOTAL, DigitContextPrior, neighbour_positions, token_digits
+from vtcodec.entropy import decode_context, decode_stream, encode_context, encode_range, encode_stream
 from vtcodec.errors import FormatError
-from vtcodec.prior import TokenPrior
+from vtcodec.prior import TokenPrior, quantize_rows
 
 LEVELS = (4, 3, 3)  # V = 36
 SIDE, GROUPS = 2, 3  # 4 cells, K = 12

@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 
 import vtcodec
 from vtcodec import token_shards
-from vtcodec.codec import read_tokens
 from vtcodec.datasets import TokenShards, VtkFolder
 from vtcodec.errors import InputError
+from vtcodec.pipeline import read_tokens
 
 from .conftest import assert_one_line_error, random_image
 

@@ -8,13 +8,16 @@ import torch
 
 import vtcodec
 from vtcodec import decoders, decoding
-from vtcodec.codec import TokenImage, fit_bytes, read_tokens, tokenize
-from vtcodec.decoders import Decoder, load_decoder, receptive_radius, save_decoder
+from vtcodec.codec import fit_bytes, tokenize
+from vtcodec.decoder_files import save_decoder
+from vtcodec.decoders import load_decoder
+from vtcodec.decoding import Decoder, receptive_radius
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
+from vtcodec.pipeline import TokenImage, read_tokens
 from vtcodec.registry import DECODER_PREFIXES
-from vtcodec.tiling import TileGrid
+from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import load_model
 
 from .conftest import TINY_CONFIG, assert_one_line_error, image_folder, random_image

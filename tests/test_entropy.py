@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from vtcodec.entropy import Coder, decode_stream, encode_range, encode_stream, pack_raw, stream_order, unpack_raw
+from vtcodec.container import Coder
+from vtcodec.entropy import decode_stream, encode_range, encode_stream, pack_raw, stream_order, unpack_raw
 from vtcodec.errors import FormatError
 from vtcodec.prior import FREQ_TOTAL, TokenPrior, quantize_counts
 

@@ -11,8 +11,8 @@ from PIL import Image
 
 import vtcodec
 from vtcodec import container, metadata
-from vtcodec.codec import read_tokens
 from vtcodec.errors import FormatError, InputError, UnknownModelError
+from vtcodec.pipeline import read_tokens
 
 from .conftest import random_image
 from .icc import display_p3

@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from vtcodec import registry
-from vtcodec.codec import TokenImage, pack_tokens, read_tokens, render
+from vtcodec.codec import render
 from vtcodec.decoders import decoder_names
-from vtcodec.tiling import TileGrid
+from vtcodec.pipeline import TokenImage, pack_tokens, read_tokens
+from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import find_model
 
 from .conftest import LEGACY, ROOT, SAMPLES, installed

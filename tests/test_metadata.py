@@ -11,10 +11,11 @@ from PIL import Image, ImageCms
 
 import vtcodec
 from vtcodec import container
-from vtcodec.codec import read_tokens, truncate
+from vtcodec.codec import truncate
 from vtcodec.errors import FormatError, InputError, VtcodecError, VtcodecWarning
 from vtcodec.imageio import image_file_bytes, prepare, read_image
 from vtcodec.metadata import Extras, from_chunks, parse_metadata, reset_orientation, to_chunks
+from vtcodec.pipeline import read_tokens
 
 from .conftest import assert_one_line_error, random_image
 from .icc import adobe_rgb, display_p3

@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 import vtcodec
-from vtcodec.codec import read_tokens, side_chunks, smallest_file_bytes, tokenize
+from vtcodec.codec import side_chunks, smallest_file_bytes, tokenize
 from vtcodec.errors import InputError
 from vtcodec.imageio import prepare
-from vtcodec.tiling import TileGrid
+from vtcodec.pipeline import read_tokens
+from vtcodec.tile_grid import TileGrid
 
 from .conftest import random_image
 

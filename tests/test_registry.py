@@ -13,7 +13,9 @@ from PIL import Image
 
 import vtcodec
 from vtcodec import decoders, registry, zoo
-from vtcodec.decoders import Decoder, load_decoder, save_decoder
+from vtcodec.decoder_files import SCALE_PREFIX, save_decoder
+from vtcodec.decoders import load_decoder
+from vtcodec.decoding import Decoder
 from vtcodec.errors import InputError
 from vtcodec.models import build_model
 
@@ -190,7 +192,7 @@ def test_int8_decoder_files_without_their_scales_are_refused(tiny_model, tmp_pat
     save_decoder(tiny_model.model, "grid", tiny_model.model_id, path, weights="int8")
     raw = path.read_bytes()
     header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
-    tensors = {k: v for k, v in load(raw).items() if not k.startswith(decoders.SCALE_PREFIX)}
+    tensors = {k: v for k, v in load(raw).items() if not k.startswith(SCALE_PREFIX)}
     path.write_bytes(save(tensors, metadata=header["__metadata__"]))
     with pytest.raises(InputError, match="without a scale"):
         load_decoder(tiny_model, path)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import vtcodec
-from vtcodec.codec import read_tokens, render
+from vtcodec.codec import render
 from vtcodec.imageio import open_image
+from vtcodec.pipeline import read_tokens
 from vtcodec.zoo import default_weights
 
 from .conftest import SHARED

@@ -29,12 +29,12 @@ _LAZY = {
         "compress",
         "decompress",
         "encode",
-        "read_tokens",
         "render",
         "tokenize",
         "truncate",
     ),
     "vtcodec.decoders": ("decoder_names", "load_decoder"),
+    "vtcodec.pipeline": ("read_tokens",),
     "vtcodec.zoo": ("load_model", "register_model_path"),
 }
 _LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}

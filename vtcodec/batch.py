@@ -24,20 +24,16 @@ from vtcodec.decoders import choose
 from vtcodec.errors import FormatError, InputError, UnknownModelError, UsageError, VtcodecError
 from vtcodec.fileio import make_parent, read_input, write_atomic
 from vtcodec.imageio import Prepared, check_options, image_file_bytes, open_prepared, with_extras
-from vtcodec.jobs import (  # noqa: F401  (re-exported: the batch API in one place)
-    VTK_SUFFIX,
+from vtcodec.jobs import (
     Job,
     Run,
     Summary,
-    collect_jobs,
     image_is_complete,
-    manifest_part,
-    shard,
     vtk_is_complete,
 )
 from vtcodec.metadata import DEFAULT_METADATA, Extras
 from vtcodec.pipeline import TileEncoder, TileRenderer
-from vtcodec.tiling import TileGrid
+from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import LoadedModel
 
 

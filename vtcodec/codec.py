@@ -14,13 +14,14 @@ import numpy as np
 from PIL import Image
 
 from vtcodec import container, rate
-from vtcodec.decoders import Decoder, choose
+from vtcodec.decoders import choose
+from vtcodec.decoding import Decoder
 from vtcodec.errors import InputError, UsageError
 from vtcodec.imageio import Prepared, prepare, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, to_chunks, tone_of
 from vtcodec.metrics import psnr_rgb
 from vtcodec.pipeline import DecodedStream, ModelSpec, TokenImage, pack_tokens, read_tokens, tokenize_pixels
-from vtcodec.tiling import TileGrid
+from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import LoadedModel, load_model
 
 DEFAULT_TOKENS = 64

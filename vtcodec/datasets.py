@@ -110,7 +110,7 @@ class _TokenDataset(IterableDataset):
 
     def _decode(self, ids: np.ndarray, counts: np.ndarray, meta: dict, model=None) -> torch.Tensor:
         from vtcodec.decoders import load_decoder
-        from vtcodec.tiling import TileGrid
+        from vtcodec.tile_grid import TileGrid
         from vtcodec.zoo import find_model
 
         model = model if model is not None else find_model(bytes.fromhex(meta["model_id"]), self.models)
@@ -230,7 +230,7 @@ class VtkFolder(_TokenDataset):
         return len(self.files)
 
     def _sample(self, i: int) -> dict:
-        from vtcodec.codec import read_tokens
+        from vtcodec.pipeline import read_tokens
 
         path = self.files[i]
         try:

@@ -23,15 +23,11 @@ from pathlib import Path
 import torch
 
 from vtcodec import registry
-from vtcodec.decoder_files import (  # noqa: F401  (re-exported: the decoder API in one place)
-    SCALE_PREFIX,
-    WEIGHT_FORMATS,
+from vtcodec.decoder_files import (
     architecture,
     parse_decoder,
-    save_decoder,
-    serialize_decoder,
 )
-from vtcodec.decoding import Decoder, receptive_radius  # noqa: F401
+from vtcodec.decoding import Decoder
 from vtcodec.errors import InputError, UsageError
 from vtcodec.models import ConvTokenizer, build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index

@@ -25,7 +25,8 @@ from torch import nn
 from vtcodec import zoo
 from vtcodec.models import ConvTokenizer
 from vtcodec.models.tokenizer import AttentionBlock, ResBlock, Upsample
-from vtcodec.tiling import TILE_BATCH, TileGrid, place_tiles
+from vtcodec.tile_grid import TileGrid
+from vtcodec.tiling import TILE_BATCH, place_tiles
 
 CONTEXTS = ("tile", "grid")
 WINDOW_TILES = 12  # grid decoders: images of more tiles than this along a side are decoded in windows

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -202,28 +203,44 @@ def item_sizes(chunks: Iterable[tuple[bytes, bytes]], width: int, height: int) -
 
 def read_tone(chunks: Iterable[tuple[bytes, bytes]]) -> Tone | None:
     """The tone of a file's chunks alone (nothing else is inflated); :class:`FormatError` if corrupt."""
-    data = dict(chunks).get(TONE)
-    return None if data is None else _unpack_tone(data)
+    return from_chunks([c for c in chunks if c[0] == TONE], 0, 0).tone
+
+
+@dataclass(frozen=True)
+class ChunkKind:
+    """One kind of chunk: its tag, the :class:`Extras` field it holds, how ``vtcodec info`` names it,
+    and how its value becomes the chunk's data and back (``unpack(data, width, height)``)."""
+
+    tag: bytes
+    item: str
+    label: str
+    pack: Callable[[Any], bytes]
+    unpack: Callable[[bytes, int, int], Any]
+
+
+# Every chunk this version writes, in the order it writes them. A new kind is one entry here, a field
+# of Extras, and its line in format-spec/vtk-v1.md ("Chunks").
+CHUNK_KINDS = (
+    ChunkKind(ICC, "icc", "colour profile", _pack_item, lambda d, w, h: _unpack_item(d, "colour profile")),
+    ChunkKind(EXIF, "exif", "EXIF", _pack_item, lambda d, w, h: _unpack_item(d, "EXIF")),
+    ChunkKind(XMP, "xmp", "XMP", _pack_item, lambda d, w, h: _unpack_item(d, "XMP")),
+    ChunkKind(ALPHA, "alpha", "alpha plane", _pack_alpha, _unpack_alpha),
+    ChunkKind(TONE, "tone", "tone", _pack_tone, lambda d, w, h: _unpack_tone(d)),
+)
+KIND_OF_TAG = {kind.tag: kind for kind in CHUNK_KINDS}
 
 
 def to_chunks(extras: Extras) -> tuple[tuple[bytes, bytes], ...]:
-    """The container chunks of ``extras``, in a fixed order: profile, EXIF, XMP, alpha, tone."""
-    items = ((ICC, extras.icc), (EXIF, extras.exif), (XMP, extras.xmp))
-    chunks = [(tag, _pack_item(value)) for tag, value in items if value]
-    if extras.alpha is not None:
-        chunks.append((ALPHA, _pack_alpha(extras.alpha)))
-    if extras.tone is not None:
-        chunks.append((TONE, _pack_tone(extras.tone)))
-    return tuple(chunks)
+    """The container chunks of ``extras``, in :data:`CHUNK_KINDS` order; empty items are left out."""
+    values = ((kind, getattr(extras, kind.item)) for kind in CHUNK_KINDS)
+    return tuple((kind.tag, kind.pack(v)) for kind, v in values if v is not None)
 
 
 def from_chunks(chunks: Iterable[tuple[bytes, bytes]], width: int, height: int) -> Extras:
     """The extras of a file's chunks (unknown ones skipped); :class:`FormatError` if one is corrupt."""
     items: dict[bytes, bytes] = dict(chunks)
-    alpha = _unpack_alpha(items[ALPHA], width, height) if ALPHA in items else None
-    names = {ICC: "colour profile", EXIF: "EXIF", XMP: "XMP"}
-    values = {tag: _unpack_item(items[tag], name) for tag, name in names.items() if tag in items}
-    return Extras(values.get(ICC), values.get(EXIF), values.get(XMP), alpha, read_tone(items.items()))
+    fields = {k.item: k.unpack(items[k.tag], width, height) for k in CHUNK_KINDS if k.tag in items}
+    return Extras(**fields)
 
 
 def strip_exif_prefix(exif: bytes) -> bytes:

@@ -19,7 +19,8 @@ from vtcodec import container, entropy
 from vtcodec.decoding import Decoder
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.metadata import Extras, from_chunks
-from vtcodec.tiling import TILE_BATCH, TileGrid, iter_tile_batches, place_tiles
+from vtcodec.tile_grid import TileGrid
+from vtcodec.tiling import TILE_BATCH, iter_tile_batches, place_tiles
 from vtcodec.zoo import LoadedModel, autocast, find_model
 
 Chunks = tuple[container.Chunk, ...]

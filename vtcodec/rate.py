@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from vtcodec.codec import TokenImage
-    from vtcodec.decoders import Decoder
+    from vtcodec.decoding import Decoder
+    from vtcodec.pipeline import TokenImage
     from vtcodec.zoo import LoadedModel
 
 LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448)
@@ -68,16 +68,12 @@ def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
     return np.concatenate([np.zeros((len(costs), 1)), np.cumsum(costs, axis=1)], axis=1)
 
 
-def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, decoder: Decoder | None = None) -> RDTable:
+def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, decoder: Decoder) -> RDTable:
     """Decode the image at every ladder length (all tiles alike) and measure each tile's SSE against ``pixels``.
 
-    ``decoder`` is the one the file will be decoded with (default: the token space's
-    default). A grid decoder sees the neighbours at the same length; the allocation
-    then treats each tile's SSE as its own.
+    ``decoder`` is the one the file will be decoded with. A grid decoder sees the
+    neighbours at the same length; the allocation then treats each tile's SSE as its own.
     """
-    from vtcodec.decoders import load_decoder
-
-    decoder = decoder if decoder is not None else load_decoder(model)
     k = model.config.max_tokens
     lengths = np.array(sorted({min(n, k) for n in LADDER} | {k}))  # always up to every token
     grid = tokens.grid

@@ -30,11 +30,11 @@ import numpy as np
 from tqdm import tqdm
 
 from vtcodec import codec
-from vtcodec.batch import VTK_SUFFIX, collect_jobs
 from vtcodec.errors import InputError, VtcodecError
 from vtcodec.fileio import make_dir, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, open_image
-from vtcodec.tiling import TileGrid
+from vtcodec.jobs import VTK_SUFFIX, collect_jobs
+from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import LoadedModel, load_model
 
 SHARD_SIZE = 1000

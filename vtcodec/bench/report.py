@@ -8,12 +8,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from vtcodec.errors import InputError
 from vtcodec.metrics import METRICS, missing
+
+if TYPE_CHECKING:
+    from vtcodec.bench.codecs import VtcodecCodec
 
 
 class Metrics:
@@ -104,56 +108,59 @@ METRIC_LABELS = {"psnr-rgb": "PSNR-RGB (dB)", "ms-ssim": "MS-SSIM", "haarpsi": "
 PLOT_FILES = {"psnr-rgb": "rd-psnr.png", "ms-ssim": "rd-msssim.png"}  # others: rd-NAME.png
 
 
-def write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, crops, seconds, variants) -> dict:
-    names = metrics.names
+def mean_curves(
+    rows: list[Row],
+    sweeps: list[Row],
+    codecs: Sequence[str],
+    points: Sequence[int],
+    names: Sequence[str],
+    variants: Sequence[VtcodecCodec],
+    per_image: bool,
+) -> list[dict]:
+    """The run's curves in CompressAI's results schema: each vtcodec decoder, each classic codec at
+    vtcodec's bytes (full size and downscaled), each classic codec's own sweep, and per image if asked."""
     ours = {v.name: v for v in variants}
-    codec_names = ["vtcodec"] + [c for c in codecs if c != "vtcodec"]
+    classic = [c for c in codecs if c != "vtcodec"]
     entries = []
-    for name in codec_names:
-        for variant in list(ours) if name == "vtcodec" else [name, f"{name}-down"]:
-            curve = _mean_curve(rows, variant, points, names)
-            reached = len(curve["bpp"])
-            desc = ours[variant].description if variant in ours else f"{variant} at vtcodec's file sizes (equal bytes)"
-            entries.append(
-                {
-                    "name": variant,
-                    "description": f"{desc}; {reached}/{len(points)} points reachable on every image",
-                    "results": curve,
-                }
-            )
-    for name in codec_names[1:]:
-        entries.append(
-            {
-                "name": f"{name}-sweep",
-                "description": f"{name} at its own qualities",
-                "results": _sweep_curve(sweeps, name, names),
-            }
-        )
+    for variant in [*ours, *(v for name in classic for v in (name, f"{name}-down"))]:
+        curve = _mean_curve(rows, variant, points, names)
+        desc = ours[variant].description if variant in ours else f"{variant} at vtcodec's file sizes (equal bytes)"
+        reached = f"{len(curve['bpp'])}/{len(points)} points reachable on every image"
+        entries.append({"name": variant, "description": f"{desc}; {reached}", "results": curve})
+    for name in classic:
+        curve = _sweep_curve(sweeps, name, names)
+        entries.append({"name": f"{name}-sweep", "description": f"{name} at its own qualities", "results": curve})
     if per_image:
         for image in sorted({r.image for r in rows}):
             for variant in sorted({r.codec for r in rows}):
                 mine = [r for r in rows if r.image == image and r.codec == variant and r.bytes is not None]
+                results = {"bpp": [r.bpp for r in mine], **{m: [r.score(m) for r in mine] for m in names}}
                 entries.append(
-                    {
-                        "name": f"{variant}:{image}",
-                        "description": f"{variant} on {image}",
-                        "results": {"bpp": [r.bpp for r in mine], **{m: [r.score(m) for r in mine] for m in names}},
-                    }
+                    {"name": f"{variant}:{image}", "description": f"{variant} on {image}", "results": results}
                 )
+    return entries
+
+
+def write_measurements(out_dir: Path, entries: list[dict], rows: list[Row], names: Sequence[str]) -> None:
+    """``results.json`` (the curves) and ``results.csv`` (every measurement, one row each)."""
     (out_dir / "results.json").write_text(json.dumps(entries, indent=1) + "\n")
     with (out_dir / "results.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         columns = [m.replace("-", "_") for m in names]
         writer.writerow(["image", "codec", "vtcodec_tokens", "setting", "bytes", "bpp", *columns])
-        for r in rows + sweeps:
+        for r in rows:
             scores = [None if r.scores is None else r.score(m) for m in names]
             writer.writerow([r.image, r.codec, r.point if r.point >= 0 else "", r.setting, r.bytes, r.bpp, *scores])
+
+
+def bd_rates(entries: list[dict], ours: Sequence[str], names: Sequence[str]) -> tuple[dict, str]:
+    """BD-rate of each vtcodec decoder against each reference curve (classic codecs, and for a decoder
+    other than the default, the default on the same files), per metric; and the markdown table."""
     header = " | ".join(f"BD-rate ({METRIC_LABELS.get(m, m).replace(' (dB)', '')})" for m in names)
     lines, bd = [], {}
     for mine in ours:
         ours_curve = next(e for e in entries if e["name"] == mine)["results"]
         bd[mine] = {}
-        # Classic codecs, and for a decoder other than the default, the default decoder on the same files.
         references = [
             e for e in entries
             if ":" not in e["name"] and (e["name"] not in ours or (e["name"] == "vtcodec" and mine != "vtcodec"))
@@ -182,7 +189,28 @@ def write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cro
         "Negative: the vtcodec decoder named in the header needs fewer bits than the row's reference"
         " for the same quality, over the overlapping quality range."
     )
-    (out_dir / "bd-rate.md").write_text("\n".join(lines) + "\n")
+    return bd, "\n".join(lines)
+
+
+def write_outputs(
+    out_dir: Path,
+    rows: list[Row],
+    sweeps: list[Row],
+    codecs: Sequence[str],
+    points: Sequence[int],
+    metrics: Metrics,
+    per_image: bool,
+    crops: dict[str, np.ndarray],
+    seconds: float,
+    variants: Sequence[VtcodecCodec],
+) -> dict:
+    """Write everything a bench run reports into ``out_dir``, step by step; return its summary."""
+    names = metrics.names
+    ours = [v.name for v in variants]
+    entries = mean_curves(rows, sweeps, codecs, points, names, variants, per_image)
+    write_measurements(out_dir, entries, rows + sweeps, names)
+    bd, bd_table = bd_rates(entries, ours, names)
+    (out_dir / "bd-rate.md").write_text(bd_table + "\n")
     _plot(out_dir, entries, metrics)
     if crops:
         _side_by_side(out_dir / "side-by-side.png", crops)
@@ -193,7 +221,7 @@ def write_outputs(out_dir, rows, sweeps, codecs, points, metrics, per_image, cro
         "bd_rate": bd["vtcodec"],
         "bd_rate_by_decoder": bd,
         "table": summary_table,
-        "bd_table": "\n".join(lines),
+        "bd_table": bd_table,
         "seconds": seconds,
         "notes": metrics.notes,
         "metrics": list(names),

@@ -38,7 +38,7 @@ from vtcodec.errors import UnknownModelError, UsageError
 from vtcodec.fileio import check_writable, read_input, write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, image_file_bytes, image_format_for, open_prepared
 from vtcodec.jobs import VTK_SUFFIX, collect_jobs, manifest_part, shard
-from vtcodec.metadata import ALPHA, DEFAULT_METADATA, METADATA_KINDS, TONE, item_sizes, read_tone
+from vtcodec.metadata import CHUNK_KINDS, DEFAULT_METADATA, KIND_OF_TAG, item_sizes, read_tone
 
 if TYPE_CHECKING:
     from vtcodec.zoo import LoadedModel
@@ -252,7 +252,7 @@ def _encode_file(
     if not result.target_met:
         typer.echo(f"vtcodec: warning: {target['psnr']} dB is out of reach; wrote the best file (all tokens)", err=True)
     if prepared.dropped:
-        items = ", ".join(f"{ITEM_NAMES[k]} ({v} bytes)" for k, v in prepared.dropped.items())
+        items = ", ".join(f"{ITEM_LABELS[k]} ({v} bytes)" for k, v in prepared.dropped.items())
         typer.echo(f"vtcodec: note: not kept: {items}; keep them with --metadata", err=True)
 
 
@@ -421,24 +421,24 @@ def info(
         typer.echo(f"not installed: {', '.join(missing)} (their files go in --model-dir or $VTCODEC_MODEL_DIR)")
     carried = [c for c in record["chunks"] if c["item"] != "tone"]
     if carried:
-        items = [f"{ITEM_NAMES.get(c['item'], c['tag'])} {c['size']} bytes ({c['bytes']} stored)" for c in carried]
+        items = [f"{ITEM_LABELS.get(c['item'], c['tag'])} {c['size']} bytes ({c['bytes']} stored)" for c in carried]
         typer.echo("carries: " + ", ".join(items))
     if tone is not None:
         kinds = [name for name, on in (("grey (decodes to one channel)", tone.grey), ("flat", tone.flat)) if on]
         typer.echo("tone: " + ", ".join([*kinds, "mean " + ",".join(map(str, tone.mean))]))
 
 
-ITEM_NAMES = {"icc": "colour profile", "exif": "EXIF", "xmp": "XMP", "alpha": "alpha plane"}
+ITEM_LABELS = {kind.item: kind.label for kind in CHUNK_KINDS}
 
 
 def _chunk_records(header: container.Header) -> list[dict]:
     """Each chunk: its tag, what it holds, its bytes in the file and its size decoded (metadata checked as on
     decode; the alpha plane is not inflated)."""
     sizes = item_sizes(header.chunks, header.width, header.height)
-    kinds = {v: k for k, v in {**METADATA_KINDS, "alpha": ALPHA, "tone": TONE}.items()}
     records = []
     for tag, data in header.chunks:
-        item = kinds.get(tag)
+        kind = KIND_OF_TAG.get(tag)
+        item = kind.item if kind else None
         size = sizes.get(item) if item else None
         records.append({"tag": tag.decode("ascii"), "item": item, "bytes": len(data), "size": size})
     return records

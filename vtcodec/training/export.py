@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from vtcodec.data import CropSampler, list_images, load_rgb
-from vtcodec.decoders import save_decoder
+from vtcodec.decoder_files import save_decoder
 from vtcodec.errors import InputError
 from vtcodec.models import TokenizerConfig, build_model
 

@@ -24,7 +24,7 @@ def reconstruction_loss(rec: torch.Tensor, target: torch.Tensor, cfg: TrainConfi
     ``mse+msssim`` adds ``cfg.msssim_weight * msssim_dissimilarity`` (a 7-pixel window,
     so tiles of 128 pixels fit its five scales) to the MSE; the default weight
     gives both terms about equal gradients at the v3 model's operating point
-    (``benchmarks/loss_balance.py``: on held-out crops at 64 tokens the MS-SSIM term's
+    (``benchmarks/probes/loss_balance.py``: on held-out crops at 64 tokens the MS-SSIM term's
     decoder gradient is about 45 times the MSE's).
     """
     mse = ((rec - target) ** 2).flatten(1).mean(1)

@@ -1,6 +1,6 @@
 """Gradient balance of the ``mse+msssim`` training loss: how strongly does each term pull?
 
-    python benchmarks/loss_balance.py [--model PATH] [--crops 16] [--tokens 16 64 256]
+    python benchmarks/probes/loss_balance.py [--model PATH] [--crops 16] [--tokens 16 64 256]
 
 For held-out bsds500/val center crops (128²) decoded from a prefix of n tokens, prints
 the MSE, 1 - MS-SSIM (``vtcodec.training.losses.msssim_dissimilarity``, the loss's term), the
@@ -20,7 +20,7 @@ from vtcodec.data import center_crops, list_images, load_rgb
 from vtcodec.models import build_model
 from vtcodec.training.losses import msssim_dissimilarity
 
-VAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train" / "bsds500" / "val"
+VAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "train" / "bsds500" / "val"
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Training and decoding speed of model configs on this machine, before scaling a model.
 
-    python benchmarks/train_speed.py configs/v7.json configs/v8.json [--set decoder_blocks=2] [--steps 8]
+    python benchmarks/probes/train_speed.py configs/v7.json configs/v8.json [--set decoder_blocks=2] [--steps 8]
 
 For each config (``--set`` overrides a model field in all of them): parameters,
 training images/s (forward, backward and AdamW on batch-16 random 128² crops with

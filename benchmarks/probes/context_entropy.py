@@ -1,6 +1,6 @@
 """How much do tokens depend on their neighbours? Held-out code lengths under context models.
 
-    python benchmarks/context_entropy.py [--model PATH] [--train-tiles 8192] [--test-tiles 2048]
+    python benchmarks/probes/context_entropy.py [--model PATH] [--train-tiles 8192] [--test-tiles 2048]
 
 Tokens of random training crops (bsds500 train/test + imagenet-sample) fit count
 tables; tokens of held-out crops (bsds500/val) are scored, in bits per token:
@@ -28,7 +28,7 @@ import torch
 import vtcodec
 from vtcodec.data import CropSampler, list_images, load_rgb
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "train"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
 
 
 def tokens_of(model, folders: list[Path], count: int, seed: int) -> np.ndarray:

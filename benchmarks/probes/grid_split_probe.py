@@ -1,6 +1,6 @@
 """Where the decoder should start to see the whole grid: an untrained probe of ``grid_from``.
 
-    python benchmarks/grid_split_probe.py [--images ../shared/data/train/bsds500/val] [--limit 16]
+    python benchmarks/probes/grid_split_probe.py [--images ../shared/data/train/bsds500/val] [--limit 16]
         [--tokens 16 64] [--splits 0 1 5 9 13 17] [--decoder FILE]
 
 Takes one 384x256 center crop (2 x 3 tiles) of each held-out image, tokenizes it
@@ -20,12 +20,14 @@ import numpy as np
 import torch
 
 import vtcodec
-from vtcodec.codec import psnr_rgb, tokenize
-from vtcodec.decoders import Decoder, load_decoder
+from vtcodec.codec import tokenize
+from vtcodec.decoders import load_decoder
+from vtcodec.decoding import Decoder
+from vtcodec.metrics import psnr_rgb
 from vtcodec.seams import seam_ratio
 from vtcodec.training.decoder import held_out_crops
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

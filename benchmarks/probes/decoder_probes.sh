@@ -2,7 +2,7 @@
 # Fixed-budget capacity probes of the decoder (issue 18): each grows the shipped grid decoder
 # function-preservingly (configs/probe-*.json) and trains it for the same wall time, encoder frozen.
 #
-#   bash benchmarks/decoder_probes.sh [MINUTES] [PROBE...]     # default 30, deeper wider attention
+#   bash benchmarks/probes/decoder_probes.sh [MINUTES] [PROBE...]     # default 30, deeper wider attention
 #
 # Then score them on held-out files at equal bytes:
 #   python benchmarks/decoder_eval.py --decoders tiled grid runs/probe-*/decoder.safetensors --json ...

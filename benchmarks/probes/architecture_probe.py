@@ -1,6 +1,6 @@
 """Short from-scratch training probes of tokenizer variants: is the learning curve rising?
 
-    python benchmarks/architecture_probe.py --layout grid --steps 100 [--no-fsq] [--tail-drop] [--lr 1e-3]
+    python benchmarks/probes/architecture_probe.py --layout grid --steps 100 [--no-fsq] [--tail-drop] [--lr 1e-3]
 
 Trains on 200 bsds500/train photos (random 128² crops, batch 16) and prints, every
 50 steps, the training-batch PSNR and held-out PSNR (48 bsds500/val center crops)
@@ -21,7 +21,7 @@ from vtcodec.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.training.losses import psnr
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train" / "bsds500"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train" / "bsds500"
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Probe (d) of the token-space issue: would the prior save bits by looking at the neighbouring tiles?
 
-    python benchmarks/tile_context_entropy.py [--model PATH] [--train-images 1400] [--test-images 100]
+    python benchmarks/probes/tile_context_entropy.py [--model PATH] [--train-images 1400] [--test-images 100]
 
 Whole images are tokenized tile by tile (training: bsds500 train and test and
 imagenet-sample; held out: bsds500/val), so every tile knows its left and above tiles.

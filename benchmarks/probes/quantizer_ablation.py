@@ -1,6 +1,6 @@
 """FSQ against VQ at equal codebook size, equal steps, same conv tokenizer (a short CPU run).
 
-    python benchmarks/quantizer_ablation.py [--steps 300] [--threads 1]
+    python benchmarks/probes/quantizer_ablation.py [--steps 300] [--threads 1]
 
 Trains the default architecture from scratch with each quantizer on the training
 folders (all tokens kept, MSE, AdamW 4e-4), then reports held-out PSNR (bsds500/val
@@ -23,7 +23,7 @@ from vtcodec.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.training.losses import psnr
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
 
 
 class VQ(nn.Module):

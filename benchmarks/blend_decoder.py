@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 
 import vtcodec
-from vtcodec.decoder_files import save_decoder
 from vtcodec.decoders import blend, carry_blend, load_decoder
+from vtcodec.decoders.files import save_decoder
 from vtcodec.errors import InputError
 
 

@@ -34,7 +34,7 @@ import vtcodec
 from vtcodec.bench import METRIC_LABELS, Metrics
 from vtcodec.codec import tokenize
 from vtcodec.decoders import decoder_names, load_decoder
-from vtcodec.decoding import Decoder
+from vtcodec.decoders.rendering import Decoder
 from vtcodec.imageio import open_image
 from vtcodec.models.tokenizer import AttentionBlock
 from vtcodec.pipeline import pack_tokens, read_tokens

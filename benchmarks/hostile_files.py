@@ -28,8 +28,8 @@ import numpy as np
 
 import vtcodec
 from vtcodec import container, metadata
-from vtcodec.decoder_files import DECODER_KEY
 from vtcodec.decoders import choose
+from vtcodec.decoders.files import DECODER_KEY
 from vtcodec.registry import CONFIG_KEY
 from vtcodec.zoo import default_weights, load_model
 

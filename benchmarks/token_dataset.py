@@ -27,9 +27,9 @@ from torch.utils.data import DataLoader
 import vtcodec
 from vtcodec.codec import tokenize
 from vtcodec.datasets import TokenShards, VtkFolder
+from vtcodec.datasets.shards import export_shards, find_sources
 from vtcodec.imageio import open_image
 from vtcodec.pipeline import pack_tokens
-from vtcodec.token_shards import export_shards, find_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,8 +31,8 @@ import vtcodec  # noqa: E402
 from tests.conftest import random_image  # noqa: E402
 from tests.test_fuzz import inflate_architecture, mutate  # noqa: E402
 from vtcodec.codec import render  # noqa: E402
-from vtcodec.decoder_files import DECODER_KEY, parse_decoder  # noqa: E402
 from vtcodec.decoders import choose  # noqa: E402
+from vtcodec.decoders.files import DECODER_KEY, parse_decoder  # noqa: E402
 from vtcodec.errors import FormatError, InputError, UnknownModelError  # noqa: E402
 from vtcodec.pipeline import read_tokens  # noqa: E402
 from vtcodec.registry import CONFIG_KEY  # noqa: E402

@@ -122,7 +122,7 @@ def test_bench_decodes_with_the_chosen_decoder(tmp_path, tiny_model, monkeypatch
 
 
 def test_bench_scores_several_decoders_on_the_same_files(tmp_path, tiny_model):
-    from vtcodec.decoder_files import save_decoder
+    from vtcodec.decoders.files import save_decoder
 
     images = tmp_path / "images"
     images.mkdir()

@@ -199,7 +199,7 @@ def _peak_rss_of(code: str) -> tuple[int, str]:
 
 
 def test_a_370_byte_decoder_file_cannot_ask_for_gigabytes(tiny_model, tmp_path):
-    from vtcodec.decoder_files import DECODER_KEY, serialize_decoder
+    from vtcodec.decoders.files import DECODER_KEY, serialize_decoder
 
     real = serialize_decoder(tiny_model.model, "grid", tiny_model.model_id, "grid", 0)
     huge = {"decoder_blocks": [64] * 4, "decoder_hidden": [4096] * 4, "decoder_attention": 64}

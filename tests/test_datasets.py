@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import DataLoader
 
 import vtcodec
-from vtcodec import token_shards
 from vtcodec.datasets import TokenShards, VtkFolder
+from vtcodec.datasets import shards as token_shards
 from vtcodec.errors import InputError
 from vtcodec.pipeline import read_tokens
 

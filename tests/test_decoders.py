@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import vtcodec
-from vtcodec import decoders, decoding
+from vtcodec import decoders
 from vtcodec.codec import fit_bytes, tokenize
-from vtcodec.decoder_files import save_decoder
-from vtcodec.decoders import load_decoder
-from vtcodec.decoding import Decoder, receptive_radius
+from vtcodec.decoders import load_decoder, rendering
+from vtcodec.decoders.files import save_decoder
+from vtcodec.decoders.rendering import Decoder, receptive_radius
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
@@ -101,7 +101,7 @@ def test_grid_from_splits_the_decoder_between_tiles_and_grid(tiny_model, trained
 
 def test_windows_cover_every_tile_once():
     for n, window, margin in [(1, 12, 2), (12, 12, 2), (13, 12, 2), (40, 12, 2), (7, 3, 2)]:
-        spans = decoding._spans(n, window, margin)
+        spans = rendering._spans(n, window, margin)
         covered = [i for start, stop, _, _ in spans for i in range(start, stop)]
         assert covered == list(range(n))
         for start, stop, c0, c1 in spans:

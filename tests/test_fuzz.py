@@ -162,7 +162,7 @@ def _inflated(spec: dict, rng: np.random.Generator) -> dict:
 
 def test_inflated_architectures_are_refused_or_load(tiny_model, tiny_model_path):
     """Model and decoder files that declare other networks: each loads (it fits) or is one InputError."""
-    from vtcodec.decoder_files import DECODER_KEY, parse_decoder, serialize_decoder
+    from vtcodec.decoders.files import DECODER_KEY, parse_decoder, serialize_decoder
     from vtcodec.registry import CONFIG_KEY
     from vtcodec.zoo import parse_model
 

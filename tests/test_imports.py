@@ -87,3 +87,26 @@ def test_help_info_and_import_load_no_torch():
     done = subprocess.run([sys.executable, "-c", script, str(sample)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "decoders: attention (default)" in done.stdout
+
+
+def all_imports(path: Path) -> set[str]:
+    """vtcodec modules imported anywhere in ``path``: at module level, under TYPE_CHECKING, in functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vtcodec"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("vtcodec"))
+    return found
+
+
+def test_no_import_cycles_counting_lazy_and_type_checking_imports():
+    """Lazy imports buy start-up time, never a way around a cycle (the package root's lazy API aside)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {m for m in all_imports(path) if m in modules and m != name and m != "vtcodec"}
+        for name, path in modules.items()
+        if name != "vtcodec"
+    }
+    assert find_cycle(graph) is None

@@ -13,9 +13,9 @@ from PIL import Image
 
 import vtcodec
 from vtcodec import decoders, registry, zoo
-from vtcodec.decoder_files import SCALE_PREFIX, save_decoder
 from vtcodec.decoders import load_decoder
-from vtcodec.decoding import Decoder
+from vtcodec.decoders.files import SCALE_PREFIX, save_decoder
+from vtcodec.decoders.rendering import Decoder
 from vtcodec.errors import InputError
 from vtcodec.models import build_model
 

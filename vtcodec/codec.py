@@ -15,7 +15,7 @@ from PIL import Image
 
 from vtcodec import container, rate
 from vtcodec.decoders import choose
-from vtcodec.decoding import Decoder
+from vtcodec.decoders.rendering import Decoder
 from vtcodec.errors import InputError, UsageError
 from vtcodec.imageio import Prepared, prepare, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, to_chunks, tone_of
@@ -349,7 +349,8 @@ def decompress(
     RGB, or RGBA when the file keeps an alpha plane; a kept colour profile, EXIF and XMP are in ``info``.
     ``realism`` (0 … 1) is the fidelity-to-realism knob of :func:`render`.
     """
-    return render(read_tokens(data, model), tokens, decoder, realism)
+    stream = read_tokens(data, model)  # parse the file, find its token space, entropy-decode its tokens
+    return render(stream, tokens, decoder, realism)  # then choose the decoder and render
 
 
 def truncate(

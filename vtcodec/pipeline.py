@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vtcodec import container, entropy
-from vtcodec.decoding import Decoder
+from vtcodec.decoders.rendering import Decoder
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.metadata import Extras, from_chunks
 from vtcodec.tile_grid import TileGrid

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from vtcodec.decoding import Decoder
+    from vtcodec.decoders.rendering import Decoder
     from vtcodec.pipeline import TokenImage
     from vtcodec.zoo import LoadedModel
 

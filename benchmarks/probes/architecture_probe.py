@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from vtcodec.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.models import TokenizerConfig, build_model
+from vtcodec.training.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.training.losses import psnr
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train" / "bsds500"

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import vtcodec
-from vtcodec.data import CropSampler, list_images, load_rgb
+from vtcodec.training.data import CropSampler, list_images, load_rgb
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
 

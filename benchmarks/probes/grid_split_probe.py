@@ -22,7 +22,7 @@ import torch
 import vtcodec
 from vtcodec.codec import tokenize
 from vtcodec.decoders import load_decoder
-from vtcodec.decoding import Decoder
+from vtcodec.decoders.rendering import Decoder
 from vtcodec.metrics import psnr_rgb
 from vtcodec.seams import seam_ratio
 from vtcodec.training.decoder import held_out_crops

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 import vtcodec
-from vtcodec.data import center_crops, list_images, load_rgb
 from vtcodec.models import build_model
+from vtcodec.training.data import center_crops, list_images, load_rgb
 from vtcodec.training.losses import msssim_dissimilarity
 
 VAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "train" / "bsds500" / "val"

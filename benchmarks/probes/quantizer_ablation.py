@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from vtcodec.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.models import TokenizerConfig, build_model
+from vtcodec.training.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.training.losses import psnr
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"

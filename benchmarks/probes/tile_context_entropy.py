@@ -33,9 +33,9 @@ from context_entropy import DATA
 from digit_context_entropy import Tokens, chain_bits
 
 import vtcodec
-from vtcodec.data import list_images
 from vtcodec.imageio import open_image
 from vtcodec.pipeline import tokenize_pixels
+from vtcodec.training.data import list_images
 from vtcodec.zoo import context_layout
 
 SHIPPED = "!1,g1,gP1,gLP1,gLAP1"

@@ -102,14 +102,14 @@ def tokens_command(
     """Export tokens for ML training: shards of one .npy token array and one .json index each.
 
     A rerun resumes: complete shards are kept, the rest are rewritten. Read them with
-    vtcodec.datasets.TokenShards; the layout is in vtcodec/token_shards.py.
+    vtcodec.datasets.TokenShards; the layout is in vtcodec/datasets/shards.py.
     """
-    from vtcodec import token_shards
+    from vtcodec.datasets import shards
     from vtcodec.zoo import load_model  # torch (start-up time)
 
     set_verbose(verbose)
     loaded = load_model(model) if model else None
-    summary = token_shards.export_shards(
+    summary = shards.export_shards(
         inputs,
         output,
         model=loaded,

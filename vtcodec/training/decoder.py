@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vtcodec.data import CropSampler, list_images, load_rgb
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model
 from vtcodec.registry import DECODER_PREFIXES
 from vtcodec.seams import lattice_share, seam_ratio
 from vtcodec.training.config import DecoderTrainConfig
+from vtcodec.training.data import CropSampler, list_images, load_rgb
 from vtcodec.training.export import load_checkpoint, save_checkpoint
 from vtcodec.training.loop import RunLog, TimedCheckpoints, random_streams, restore_streams, should_stop
 from vtcodec.training.losses import psnr

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vtcodec.data import CropSampler, list_images, load_rgb
-from vtcodec.decoder_files import save_decoder
+from vtcodec.decoders.files import save_decoder
 from vtcodec.errors import InputError
 from vtcodec.models import TokenizerConfig, build_model
+from vtcodec.training.data import CropSampler, list_images, load_rgb
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

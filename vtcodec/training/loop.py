@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vtcodec.data import CropSampler
+from vtcodec.training.data import CropSampler
 
 
 def should_stop(run: Path, elapsed: float, budget: float, step: int, max_steps: int | None) -> bool:

@@ -80,7 +80,7 @@ def run_decoder(
     RUN/model.safetensors, with priors fitted on ``data``, and the decoder file serves that model.
     Returns the decoder file and its SHA-256.
     """
-    from vtcodec.decoder_files import WEIGHT_FORMATS
+    from vtcodec.decoders.files import WEIGHT_FORMATS
     from vtcodec.zoo import load_model
 
     load_model(init)  # a bad model file fails here, in one line

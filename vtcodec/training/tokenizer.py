@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from vtcodec.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.errors import InputError
 from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.training.config import TrainConfig
+from vtcodec.training.data import CropSampler, center_crops, list_images, load_rgb
 from vtcodec.training.distributed import init_distributed
 from vtcodec.training.export import load_checkpoint, save_checkpoint
 from vtcodec.training.loop import RunLog, TimedCheckpoints, random_streams, restore_streams, should_stop

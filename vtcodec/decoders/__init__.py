@@ -7,12 +7,12 @@ better decoder upgrades old files without re-encoding them.
 
 - ``tiled``: the token space's own decoder, every tile alone: in its model file, or
   for a token-space file a registered decoder file of that name.
-- Decoder files (``vtcodec.decoder_files``), registered with their token space in
+- Decoder files (``vtcodec.decoders.files``), registered with their token space in
   ``vtcodec.registry``, one of them the default; ``--decoder`` also takes the path
   of a decoder file.
 - ``--realism`` blends the default decoder's weights toward the ``perceptual`` one's.
 
-Rendering is ``vtcodec.decoding``.
+Rendering is ``vtcodec.decoders.rendering``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from vtcodec import registry
-from vtcodec.decoder_files import (
+from vtcodec.decoders.files import (
     architecture,
     parse_decoder,
 )
-from vtcodec.decoding import Decoder
+from vtcodec.decoders.rendering import Decoder
 from vtcodec.errors import InputError, UsageError
 from vtcodec.models import ConvTokenizer, build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_numpy
 from safetensors.torch import save as save_torch
 
-from vtcodec.decoding import CONTEXTS, Decoder, receptive_radius
+from vtcodec.decoders.rendering import CONTEXTS, Decoder, receptive_radius
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.models.tokenizer import DECODER_ARCHITECTURE

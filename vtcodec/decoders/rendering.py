@@ -7,7 +7,7 @@ decoder's layers from ``grid_from`` on over the token maps of all tiles at once
 Large images are decoded in overlapping windows of tiles whose margin covers the
 decoder's receptive field (:func:`receptive_radius`), so the result equals a
 whole-image decode while memory stays bounded. Which decoders exist and how they are
-chosen is ``vtcodec.decoders``; their files are ``vtcodec.decoder_files``.
+chosen is ``vtcodec.decoders``; their files are ``vtcodec.decoders.files``.
 """
 
 from __future__ import annotations

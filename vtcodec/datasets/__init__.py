@@ -31,8 +31,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vtcodec import container
+from vtcodec.datasets.shards import INDEX, class_folder
 from vtcodec.errors import FormatError, InputError, VtcodecError
-from vtcodec.token_shards import INDEX, class_folder
 
 OUTPUTS = ("tokens", "image")
 

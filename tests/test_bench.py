@@ -101,6 +101,7 @@ def test_bench_measures_the_metrics_it_is_given(tmp_path, tiny_model, cli_run, t
 
 def test_bench_decodes_with_the_chosen_decoder(tmp_path, tiny_model, monkeypatch):
     from vtcodec import decoders
+    from vtcodec.bench import codecs
 
     images = tmp_path / "images"
     images.mkdir()
@@ -112,7 +113,7 @@ def test_bench_decodes_with_the_chosen_decoder(tmp_path, tiny_model, monkeypatch
         chosen.append(name)
         return real(model, name)
 
-    monkeypatch.setattr(decoders, "load_decoder", spy)
+    monkeypatch.setattr(codecs, "load_decoder", spy)
     bench.run_bench(
         sorted(images.iterdir()), tmp_path / "r", tiny_model, ["vtcodec"], [2], quiet=True, decoders=["tiled"]
     )

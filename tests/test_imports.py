@@ -1,4 +1,4 @@
-"""The package's module-level import graph has no cycles (imports inside functions are lazy by design)."""
+"""The package's import graph has no cycles, at module level nor counting lazy and TYPE_CHECKING imports."""
 
 import ast
 from pathlib import Path
@@ -11,10 +11,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def top_level_imports(path: Path) -> set[str]:
-    """vtcodec modules imported at module level, outside ``if TYPE_CHECKING:``."""
+def top_level_imports(path: Path, everywhere: bool = False) -> set[str]:
+    """vtcodec modules imported at module level, outside ``if TYPE_CHECKING:`` (``everywhere``: also
+    under TYPE_CHECKING and inside functions)."""
     found = set()
-    for node in ast.parse(path.read_text()).body:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree) if everywhere else tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vtcodec"):
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)
@@ -89,23 +91,11 @@ def test_help_info_and_import_load_no_torch():
     assert "decoders: attention (default)" in done.stdout
 
 
-def all_imports(path: Path) -> set[str]:
-    """vtcodec modules imported anywhere in ``path``: at module level, under TYPE_CHECKING, in functions."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vtcodec"):
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("vtcodec"))
-    return found
-
-
 def test_no_import_cycles_counting_lazy_and_type_checking_imports():
     """Lazy imports buy start-up time, never a way around a cycle (the package root's lazy API aside)."""
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph = {
-        name: {m for m in all_imports(path) if m in modules and m != name and m != "vtcodec"}
+        name: {m for m in top_level_imports(path, everywhere=True) if m in modules and m != name and m != "vtcodec"}
         for name, path in modules.items()
         if name != "vtcodec"
     }

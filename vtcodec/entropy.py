@@ -86,13 +86,15 @@ def _decoder(data: bytes) -> constriction.stream.queue.RangeDecoder:
     return constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
 
 
-def encode_range(ids: np.ndarray, counts: np.ndarray, prior: TokenPrior) -> bytes:
-    """Range-code the first ``counts[i]`` tokens of each row of ``ids`` under the prior."""
+def encode_range(ids: np.ndarray, counts: np.ndarray, prior: TokenPrior, positions: range | None = None) -> bytes:
+    """Range-code the first ``counts[i]`` tokens of each row of ``ids`` under the prior
+    (``positions``: only the tokens at these positions, as one segment)."""
     encoder = constriction.stream.queue.RangeEncoder()
-    tiles, positions = stream_order(counts)
-    symbols = np.asarray(ids[tiles, positions], dtype=np.int32)
+    tiles, where = stream_order(counts)
+    symbols = np.asarray(ids[tiles, where], dtype=np.int32)
     for j, start, stop in _position_runs(counts):
-        encoder.encode(symbols[start:stop], prior.model(j))
+        if positions is None or j in positions:
+            encoder.encode(symbols[start:stop], prior.model(j))
     return _finish(encoder)
 
 
@@ -105,17 +107,24 @@ def decode_range(data: bytes, counts: np.ndarray, prior: TokenPrior) -> np.ndarr
     return _scatter(symbols, counts)
 
 
-def encode_context(ids: np.ndarray, counts: np.ndarray, prior: DigitContextPrior) -> bytes:
+def encode_context(
+    ids: np.ndarray, counts: np.ndarray, prior: DigitContextPrior, positions: range | None = None
+) -> bytes:
     """Range-code the first ``counts[i]`` tokens of each row of ``ids`` under the digit-context prior.
 
     Order: position by position (the tiles that have a token there, in tile order),
-    and within a position digit by digit; the decoder mirrors it exactly.
+    and within a position digit by digit; the decoder mirrors it exactly. ``positions``
+    codes only the tokens at these positions, as one segment (their contexts still read
+    the earlier positions, which a reader decodes first).
     """
     counts = np.asarray(counts, dtype=np.int64)
     ids = np.asarray(ids, dtype=np.int64)
     encoder = constriction.stream.queue.RangeEncoder()
     digits = token_digits(ids, prior.levels)
-    for j in range(int(counts.max(initial=0))):
+    longest = int(counts.max(initial=0))
+    for j in positions if positions is not None else range(longest):
+        if j >= longest:
+            break
         tiles = np.flatnonzero(counts > j)
         keys = prior.keys(j, prior.neighbour_digits(ids, tiles, j))
         own = digits[tiles, j]

@@ -110,7 +110,7 @@ def _eight_bit(img: Image.Image) -> Image.Image:
 
 def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
     """``img`` (RGB, L or CMYK) converted from the profile ``icc`` to sRGB; as it is, with a warning, if unusable."""
-    from PIL import ImageCms
+    from PIL import ImageCms  # littleCMS: only for an image with a profile
 
     if img.mode == "L" and icc[16:20] == b"RGB ":
         img = img.convert("RGB")  # grey pixels under an RGB profile (a photo turned grey that kept its profile)
@@ -317,7 +317,7 @@ def image_format_for(path: Path) -> str:
 
 def _metadata_options(image: Image.Image, fmt: str) -> dict:
     """Pillow save options that carry ``image``'s profile, EXIF and XMP in ``fmt``, where it can hold them."""
-    from PIL import PngImagePlugin
+    from PIL import PngImagePlugin  # only when writing PNG text chunks
 
     info, options = image.info, {}
     icc, exif, xmp = info.get("icc_profile"), info.get("exif"), info.get("xmp")

@@ -14,12 +14,14 @@ A metric whose package is not installed gives NaN; :func:`missing` says which.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.nn import functional as F
 
 HAARPSI_C = 30.0  # the paper's constant for 8-bit images
@@ -36,7 +38,7 @@ def psnr_rgb(reference: np.ndarray, decoded: np.ndarray) -> float:
 def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
     """MS-SSIM (data range 255), or NaN without pytorch-msssim or below 161 px a side."""
     try:
-        from pytorch_msssim import ms_ssim as compute
+        from pytorch_msssim import ms_ssim as compute  # optional: the eval extra
     except ImportError:
         return math.nan
     if min(reference.shape[:2]) < 161:
@@ -114,12 +116,11 @@ def haarpsi(reference: np.ndarray, decoded: np.ndarray) -> float:
 def ssimulacra2(reference: np.ndarray, decoded: np.ndarray) -> float:
     """SSIMULACRA 2 score (up to 100), or NaN without the ``ssimulacra2`` package or below 8 px a side."""
     try:
-        from ssimulacra2 import compute_ssimulacra2
+        from ssimulacra2 import compute_ssimulacra2  # optional: the eval extra
     except ImportError:
         return math.nan
     if min(reference.shape[:2]) < 8:
         return math.nan
-    from PIL import Image
 
     def png(pixels: np.ndarray) -> io.BytesIO:
         buffer = io.BytesIO()
@@ -141,6 +142,5 @@ PACKAGES = {"ms-ssim": "pytorch_msssim", "ssimulacra2": "ssimulacra2"}  # the me
 
 def missing() -> list[str]:
     """The metrics whose package is not installed (install the ``eval`` extra)."""
-    import importlib.util
 
     return [name for name, module in PACKAGES.items() if importlib.util.find_spec(module) is None]

@@ -49,6 +49,7 @@ class VtkImageFile(ImageFile.ImageFile):
 
     def load(self):  # type: ignore[override]
         if self._vtk_data is not None:
+            # torch: only when the pixels are loaded (Image.open reads the header alone)
             from vtcodec.codec import decompress
 
             decoded = decompress(self._vtk_data)
@@ -58,7 +59,7 @@ class VtkImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    from vtcodec.codec import compress
+    from vtcodec.codec import compress  # torch: only when saving (start-up time of `import vtcodec`)
 
     info = im.encoderinfo
     data = compress(

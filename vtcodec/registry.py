@@ -20,6 +20,7 @@ against its SHA-256 before it is parsed.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.fileio import read_input, write_atomic
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST_NAME = "MANIFEST.json"
@@ -127,7 +129,6 @@ def load_manifest(path: Path | None = None) -> Manifest:
 
 
 def save_manifest(manifest: Manifest, path: Path | None = None) -> None:
-    from vtcodec.fileio import write_atomic
 
     text = json.dumps(manifest.to_dict(), indent=2) + "\n"
     write_atomic(path or manifest_path(), text.encode(), force=True)
@@ -199,10 +200,7 @@ class ModelFile:
 def read_model_file(path: str | Path) -> ModelFile:
     """The header facts of the model file at ``path``; :class:`InputError` if it is not one."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read model file ({exc.strerror})") from None
+    data = read_input(path)
     try:
         size = int.from_bytes(data[:8], "little")
         if not 0 < size <= min(MAX_HEADER_BYTES, len(data) - 8):
@@ -282,7 +280,6 @@ def update_digests(path: Path | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
 
     parser = argparse.ArgumentParser(description="Refresh the SHA-256 digests in weights/MANIFEST.json.")
     parser.add_argument("--model-dir", action="append", default=[], help="a folder of legacy files (repeatable)")

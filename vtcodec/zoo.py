@@ -31,6 +31,7 @@ from vtcodec import registry
 from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.errors import InputError, UnknownModelError, UsageError
+from vtcodec.fileio import write_atomic
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.prior import TokenPrior
 from vtcodec.registry import CONFIG_KEY, DECODER_PREFIXES, MODEL_ID_KEY, model_id_of
@@ -215,7 +216,6 @@ def save_model(
     model: ConvTokenizer, prior: TokenPrior, path: str | Path, context: DigitContextPrior | None = None
 ) -> bytes:
     """Write a model file atomically and return its model id."""
-    from vtcodec.fileio import write_atomic
 
     data = serialize_model(model, prior, context)
     write_atomic(Path(path), data, force=True)

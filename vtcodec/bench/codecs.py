@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from vtcodec import codec
+from vtcodec.decoders import load_decoder
 from vtcodec.rate import largest_passing
 from vtcodec.zoo import LoadedModel
 
@@ -73,7 +74,6 @@ class VtcodecCodec(Codec):
     """vtcodec at a number of tokens per tile."""
 
     def __init__(self, model: LoadedModel, decoder: str | Path | None = None, first: bool = True) -> None:
-        from vtcodec.decoders import load_decoder
 
         self.model = model
         self.decoder = load_decoder(model, decoder)

@@ -255,11 +255,11 @@ def _format(metric: str, value: float) -> str:
 
 def _plot(out_dir: Path, entries: list[dict], metrics: Metrics) -> None:
     try:
-        import matplotlib
+        import matplotlib  # optional: the bench extra
     except ImportError:
         raise InputError("plots need matplotlib: pip install 'vtcodec[bench]'") from None
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional: the bench extra
 
     for metric in metrics.names:
         filename = PLOT_FILES.get(metric, f"rd-{metric}.png")

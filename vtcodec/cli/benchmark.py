@@ -59,7 +59,7 @@ def bench(
 ) -> None:
     """Rate-quality comparison with JPEG, WebP and AVIF at equal bytes, with plots and BD-rates."""
     from vtcodec import bench as benchmark  # torch (start-up time)
-    from vtcodec.zoo import load_model
+    from vtcodec.zoo import load_model  # torch (start-up time)
 
     metric_names = [m.strip().lower() for m in metric_list.split(",") if m.strip()] if metric_list else None
     benchmark.Metrics(metric_names)  # an unknown metric fails here, before any image is read

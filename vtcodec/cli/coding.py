@@ -150,7 +150,7 @@ def encode(
       cat photo.png | vtcodec encode - -o - > photo.vtk
     """
     from vtcodec import batch  # torch: imported when a command runs, not for --help (start-up time)
-    from vtcodec.zoo import load_model
+    from vtcodec.zoo import load_model  # torch (start-up time)
 
     set_pixel_limit(max_pixels)
     set_verbose(verbose)
@@ -319,7 +319,7 @@ def decode(
       cat photo.vtk | vtcodec decode - -o - > photo.png
     """
     from vtcodec import batch, codec  # torch (start-up time)
-    from vtcodec.zoo import resolve_device
+    from vtcodec.zoo import resolve_device  # torch (start-up time)
 
     set_pixel_limit(max_pixels)
     set_verbose(verbose)

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from PIL import Image
 
-from vtcodec import registry
+import vtcodec
+from vtcodec import __version__, registry
 from vtcodec.errors import FormatError, InputError, UsageError, VtcodecError, VtcodecWarning
 from vtcodec.jobs import Summary, throughput
 
@@ -135,8 +137,6 @@ ValOption = Annotated[
 
 def _print_version(value: bool) -> None:
     if value:
-        from vtcodec import __version__
-
         typer.echo(f"vtcodec {__version__}")
         raise typer.Exit()
 
@@ -169,10 +169,6 @@ def add_model_dirs(folders: Optional[list[Path]]) -> None:
 def set_pixel_limit(max_pixels: Optional[int]) -> None:
     """``--max-pixels``: vtcodec's limit (``vtcodec.MAX_PIXELS``), and Pillow's bomb check no stricter."""
     if max_pixels is not None:
-        from PIL import Image
-
-        import vtcodec
-
         vtcodec.MAX_PIXELS = None if max_pixels == 0 else max_pixels
         Image.MAX_IMAGE_PIXELS = None if max_pixels == 0 else max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
 

@@ -53,7 +53,7 @@ def train(
 
     Runs unchanged under torchrun (DDP: gloo on CPU, NCCL on CUDA); each rank reads its own shard of the images.
     """
-    from vtcodec.training import run_tokenizer
+    from vtcodec.training import run_tokenizer  # torch (start-up time)
 
     path = run_tokenizer(
         [str(p) for p in data],
@@ -104,7 +104,7 @@ def tokens_command(
     A rerun resumes: complete shards are kept, the rest are rewritten. Read them with
     vtcodec.datasets.TokenShards; the layout is in vtcodec/datasets/shards.py.
     """
-    from vtcodec.datasets import shards
+    from vtcodec.datasets import shards  # torch (start-up time)
     from vtcodec.zoo import load_model  # torch (start-up time)
 
     set_verbose(verbose)
@@ -165,7 +165,7 @@ def train_decoder(
 
     Every file made with the model decodes with the result: `vtcodec decode FILE --decoder RUN/decoder.safetensors`.
     """
-    from vtcodec.training import run_decoder
+    from vtcodec.training import run_decoder  # torch (start-up time)
 
     path, digest = run_decoder(
         [str(p) for p in data],

@@ -32,7 +32,11 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from vtcodec import container
 from vtcodec.datasets.shards import INDEX, class_folder
+from vtcodec.decoders import load_decoder
 from vtcodec.errors import FormatError, InputError, VtcodecError
+from vtcodec.pipeline import read_tokens
+from vtcodec.tile_grid import TileGrid
+from vtcodec.zoo import find_model
 
 OUTPUTS = ("tokens", "image")
 
@@ -109,9 +113,6 @@ class _TokenDataset(IterableDataset):
         }
 
     def _decode(self, ids: np.ndarray, counts: np.ndarray, meta: dict, model=None) -> torch.Tensor:
-        from vtcodec.decoders import load_decoder
-        from vtcodec.tile_grid import TileGrid
-        from vtcodec.zoo import find_model
 
         model = model if model is not None else find_model(bytes.fromhex(meta["model_id"]), self.models)
         grid = TileGrid(meta["width"], meta["height"], meta["tile_size"])
@@ -230,7 +231,6 @@ class VtkFolder(_TokenDataset):
         return len(self.files)
 
     def _sample(self, i: int) -> dict:
-        from vtcodec.pipeline import read_tokens
 
         path = self.files[i]
         try:

@@ -23,6 +23,7 @@ from safetensors.torch import save as save_torch
 
 from vtcodec.decoders.rendering import CONTEXTS, Decoder, receptive_radius
 from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.fileio import write_atomic
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.models.tokenizer import DECODER_ARCHITECTURE
 from vtcodec.registry import DECODER_PREFIXES
@@ -177,7 +178,6 @@ def save_decoder(
     weights: str = "fp16",
 ) -> str:
     """Write a decoder file atomically; returns its SHA-256."""
-    from vtcodec.fileio import write_atomic
 
     data = serialize_decoder(network, name, token_space, context, grid_from, weights)
     write_atomic(Path(path), data, force=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from vtcodec.errors import InputError
 from vtcodec.models import TokenizerConfig
+from vtcodec.perceptual import FEATURE_NETS
+from vtcodec.zoo import load_model
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,6 @@ def tokenizer_settings(
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise InputError(f"{config}: not a valid training config ({exc})") from None
     elif init is not None:
-        from vtcodec.zoo import load_model
-
         model_cfg = load_model(init).config
     return model_cfg, train_cfg
 
@@ -123,7 +123,6 @@ def decoder_settings(path: str | Path | None, minutes: float, steps: int | None)
     try:
         spec = json.loads(Path(path).read_text()).get("decoder_train", {})
         cfg = replace(cfg, **{**spec, "minutes": minutes, "max_steps": steps})
-        from vtcodec.perceptual import FEATURE_NETS
 
         if cfg.lpips_net not in FEATURE_NETS:
             raise ValueError(f"lpips_net must be one of {', '.join(FEATURE_NETS)}, not {cfg.lpips_net!r}")

@@ -36,6 +36,7 @@ from vtcodec.training.perceptual_terms import PerceptualTerms
 from vtcodec.training.rate_term import RateTerm
 from vtcodec.training.schedule import learning_rate, tile_lengths
 from vtcodec.training.warm_start import starting_network
+from vtcodec.zoo import load_model
 
 
 def decoder_parameters(model: ConvTokenizer) -> list[torch.nn.Parameter]:
@@ -225,7 +226,6 @@ def train_decoder(
     A fresh run starts from the decoder ``init_decoder`` (default: the model file's own), grown to
     ``cfg.architecture`` when set.
     """
-    from vtcodec.zoo import load_model
 
     torch.manual_seed(cfg.seed)
     run = Path(out_dir)

@@ -26,7 +26,7 @@ def init_distributed() -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Distributed(0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    import torch.distributed as dist
+    import torch.distributed as dist  # only under torchrun
 
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():

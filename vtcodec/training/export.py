@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vtcodec.context_prior import DigitContextPrior
 from vtcodec.decoders.files import save_decoder
 from vtcodec.errors import InputError
 from vtcodec.models import TokenizerConfig, build_model
+from vtcodec.prior import TokenPrior
 from vtcodec.training.data import CropSampler, list_images, load_rgb
+from vtcodec.zoo import context_layout, save_model
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -63,9 +66,6 @@ def export_model(
     With ``val_dir``, the priors' smoothing is chosen by the held-out code length there.
     Returns the model id.
     """
-    from vtcodec.context_prior import DigitContextPrior
-    from vtcodec.prior import TokenPrior
-    from vtcodec.zoo import context_layout, save_model
 
     config = model.config
     # Round-trip through fp16 first: the priors must describe the tokens of the shipped weights.

@@ -13,7 +13,7 @@ MSSSIM_WINDOW = 7  # pixels; pytorch-msssim needs a side longer than (window - 1
 
 def msssim_dissimilarity(rec: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - MS-SSIM of a batch in [0, 1], as the ``mse+msssim`` loss uses it (needs pytorch-msssim)."""
-    from pytorch_msssim import ms_ssim
+    from pytorch_msssim import ms_ssim  # optional: the eval extra, for the mse+msssim loss
 
     return 1 - ms_ssim(rec, target, data_range=1.0, win_size=MSSSIM_WINDOW)
 

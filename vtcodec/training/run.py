@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vtcodec.decoders import full_network
+from vtcodec.decoders.files import WEIGHT_FORMATS
 from vtcodec.errors import InputError
 from vtcodec.models import build_model
 from vtcodec.training.config import decoder_settings, tokenizer_settings
@@ -17,6 +19,7 @@ from vtcodec.training.export import (
     state_network,
 )
 from vtcodec.training.tokenizer import train
+from vtcodec.zoo import load_model
 
 
 def run_tokenizer(
@@ -39,9 +42,6 @@ def run_tokenizer(
     model_cfg, train_cfg = tokenizer_settings(config, minutes, steps, init)
     path = Path(out) / "model.safetensors"
     if refit:
-        from vtcodec.decoders import full_network
-        from vtcodec.zoo import load_model
-
         source = load_model(refit)
         network = build_model(source.config)  # a copy: the export rounds its weights to fp16
         network.load_state_dict(full_network(source).state_dict())
@@ -80,8 +80,6 @@ def run_decoder(
     RUN/model.safetensors, with priors fitted on ``data``, and the decoder file serves that model.
     Returns the decoder file and its SHA-256.
     """
-    from vtcodec.decoders.files import WEIGHT_FORMATS
-    from vtcodec.zoo import load_model
 
     load_model(init)  # a bad model file fails here, in one line
     if weights not in WEIGHT_FORMATS:

@@ -6,9 +6,13 @@ from dataclasses import replace
 
 import torch
 
+from vtcodec.decoders import full_network, load_decoder
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, build_model
+from vtcodec.models.growth import fresh_parameters, grow_decoder, map_index
+from vtcodec.models.tokenizer import ResBlock
 from vtcodec.training.config import DecoderTrainConfig
+from vtcodec.zoo import load_model
 
 
 def warm_start(model: torch.nn.Module, weights: str) -> None:
@@ -20,8 +24,6 @@ def warm_start(model: torch.nn.Module, weights: str) -> None:
     Residual blocks the target has in addition (deeper stages) keep their fresh,
     identity-at-start values; the source's layers move to their aligned places.
     """
-    from vtcodec.decoders import full_network
-    from vtcodec.zoo import load_model
 
     source_model = full_network(load_model(weights))
     renamed = aligned_names(source_model, model)
@@ -53,7 +55,6 @@ def aligned_names(source: torch.nn.Module, target: torch.nn.Module) -> dict[str,
     target has extra residual blocks: each source layer goes to the next target layer of
     its type and shape, and only skipped residual blocks (identity at start) may lie between.
     """
-    from vtcodec.models.tokenizer import ResBlock
 
     pairs: dict[str, dict[int, int]] = {}
     for part in ("encoder", "decoder"):
@@ -100,9 +101,6 @@ def starting_network(
     the model file's own or its default decoder, grown to ``cfg.architecture`` when set. A
     whole-grid decoder brings its own ``grid_from``, which replaces the config's.
     """
-    from vtcodec.decoders import load_decoder
-    from vtcodec.models.growth import fresh_parameters, grow_decoder, map_index
-    from vtcodec.zoo import load_model
 
     source = load_model(init_weights)
     if init_decoder or not source.has_decoder:

@@ -48,12 +48,21 @@ def commands(image: Path, vtk: Path, out: Path) -> dict[str, list[str]]:
 def run_once(tree: Path, args: list[str]) -> tuple[float, int]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUNNER, *args], env=env, capture_output=True, text=True)
+    # cwd = the tree: `python -c` puts the working directory first on sys.path, before PYTHONPATH
+    done = subprocess.run([sys.executable, "-c", RUNNER, *args], env=env, cwd=tree, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{tree}: vtcodec {' '.join(args)} failed: {done.stderr.strip()[-300:]}")
     peak = next((int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("VMHWM ")), 0)
     return seconds, peak
+
+
+def which_tree(tree: Path) -> str:
+    """The folder that ``import vtcodec`` loads from, run as the timed commands are."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    code = "import vtcodec, pathlib; print(pathlib.Path(vtcodec.__file__).parent.parent)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tree, capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 def main() -> None:
@@ -63,6 +72,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    args.image = args.image.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
         subprocess.run(
@@ -71,6 +81,9 @@ def main() -> None:
             capture_output=True,
         )
         try:
+            for tree in (base, ROOT):
+                if Path(which_tree(tree)).resolve() != tree.resolve():
+                    raise SystemExit(f"{tree}: vtcodec loads from {which_tree(tree)}, not from this tree")
             out = Path(tmp) / "out"
             out.mkdir()
             vtk = out / "input.vtk"

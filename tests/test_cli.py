@@ -333,3 +333,21 @@ def test_pillow_saves_with_quality(tiny_model_path, tmp_path):
     image.save(tmp_path / "a.vtk", quality=80, model=str(tiny_model_path))
     image.save(tmp_path / "b.vtk", quality=5, model=str(tiny_model_path))
     assert (tmp_path / "a.vtk").stat().st_size >= (tmp_path / "b.vtk").stat().st_size
+
+
+def test_a_long_encode_shows_progress_on_a_terminal_only(cli_run, tiny_model_path, tmp_path):
+    import shutil
+
+    random_image(96, 64).save(tmp_path / "a.png")
+    model = ["--model", str(tiny_model_path)]
+    code, _, err = cli_run("encode", tmp_path / "a.png", "--bytes", "200", "-o", tmp_path / "a.vtk", *model)
+    assert code == 0 and "measuring" not in err  # not a terminal: one summary line, no bar
+    if shutil.which("script") is None:
+        pytest.skip("no `script` to give the command a terminal")
+    command = f"stty cols 100 rows 30; {sys.executable} -m vtcodec encode {tmp_path / 'a.png'} --bytes 200 "
+    command += f"-o {tmp_path / 'b.vtk'} {' '.join(model)}"
+    done = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "measuring" in done.stdout, done.stdout[-500:]
+    quiet = command.replace("b.vtk", "c.vtk") + " -Q"
+    done = subprocess.run(["script", "-qec", quiet, "/dev/null"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "measuring" not in done.stdout  # -Q: no bar, even on a terminal

@@ -136,10 +136,11 @@ def fit_bytes(
     table: rate.RDTable | None = None,
     decoder: DecoderSpec = None,
     chunks: Chunks = (),
+    progress: bool = False,
 ) -> EncodeResult:
     """RD-allocated file of at most ``budget`` bytes, ``chunks`` included (``table`` may be reused)."""
     floor = _check_budget(budget, tokens.grid, model, chunks)
-    table = table if table is not None else rate.measure(pixels, tokens, model, _decoder(model, decoder))
+    table = table if table is not None else rate.measure(pixels, tokens, model, _decoder(model, decoder), progress)
     overhead = floor + tokens.grid.count + 3  # per-tile counts and a longer payload-length varint
     target_bits = 8.0 * (budget - overhead)
     while True:
@@ -171,17 +172,29 @@ def slope_for_quality(quality: float) -> float:
 
 
 def _fit_quality(
-    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, quality: float, decoder: Decoder, chunks: Chunks
+    pixels: np.ndarray,
+    tokens: TokenImage,
+    model: LoadedModel,
+    quality: float,
+    decoder: Decoder,
+    chunks: Chunks,
+    progress: bool = False,
 ) -> EncodeResult:
-    table = rate.measure(pixels, tokens, model, decoder)
+    table = rate.measure(pixels, tokens, model, decoder, progress)
     counts = rate.allocate_for_slope(table, slope_for_quality(quality))
     return EncodeResult(pack_tokens(tokens, counts, model, chunks), counts)
 
 
 def _fit_psnr(
-    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, target_db: float, decoder: Decoder, chunks: Chunks
+    pixels: np.ndarray,
+    tokens: TokenImage,
+    model: LoadedModel,
+    target_db: float,
+    decoder: Decoder,
+    chunks: Chunks,
+    progress: bool = False,
 ) -> EncodeResult:
-    table = rate.measure(pixels, tokens, model, decoder)
+    table = rate.measure(pixels, tokens, model, decoder, progress)
     max_sse = 3 * table.pixels * 255.0**2 / 10 ** (target_db / 10)
 
     def achieved(counts: np.ndarray) -> float:  # what a decode of the file gives: the same tokens
@@ -211,6 +224,7 @@ def encode(
     decoder: DecoderSpec = None,
     metadata: str | frozenset[str] = DEFAULT_METADATA,
     alpha: str = "keep",
+    progress: bool = False,
 ) -> EncodeResult:
     """Encode to one target: ``tokens`` per tile, a byte budget, a bpp budget, a PSNR floor or a quality.
 
@@ -225,7 +239,8 @@ def encode(
 
     ``metadata`` (``all``, ``none`` or a comma list of ``icc``, ``exif``, ``xmp``) and
     ``alpha`` (``keep``, ``lossless`` or ``drop``) say what travels beside the pixels
-    (``vtcodec.imageio.prepare``); budgets count their bytes.
+    (``vtcodec.imageio.prepare``); budgets count their bytes. ``progress`` shows a bar on stderr,
+    when it is a terminal, while a budget or quality target measures the tiles.
     """
     targets = (("tokens", tokens), ("bytes", max_bytes), ("bpp", bpp), ("psnr", psnr), ("quality", quality))
     chosen = [name for name, v in targets if v is not None]
@@ -257,15 +272,16 @@ def encode(
         _check_budget(int(max_bytes), grid, loaded, chunks)
         if flat:
             return flat_file(grid, loaded, chunks)
-        return fit_bytes(pixels, tokenize(pixels, loaded), loaded, int(max_bytes), decoder=decoder, chunks=chunks)
+        token_image = tokenize(pixels, loaded)
+        return fit_bytes(pixels, token_image, loaded, int(max_bytes), decoder=decoder, chunks=chunks, progress=progress)
     if flat:
         return (
             flat_file(grid, loaded, chunks) if psnr is None else replace(flat_file(grid, loaded, chunks), psnr=math.inf)
         )
     token_image = tokenize(pixels, loaded)
     if quality is not None:
-        return _fit_quality(pixels, token_image, loaded, float(quality), _decoder(loaded, decoder), chunks)
-    return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder), chunks)
+        return _fit_quality(pixels, token_image, loaded, float(quality), _decoder(loaded, decoder), chunks, progress)
+    return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder), chunks, progress)
 
 
 def side_chunks(prepared: Prepared) -> tuple[Chunks, bool]:

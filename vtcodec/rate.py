@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
 if TYPE_CHECKING:
     from vtcodec.decoders.rendering import Decoder
@@ -68,11 +69,14 @@ def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
     return np.concatenate([np.zeros((len(costs), 1)), np.cumsum(costs, axis=1)], axis=1)
 
 
-def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, decoder: Decoder) -> RDTable:
+def measure(
+    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, decoder: Decoder, progress: bool = False
+) -> RDTable:
     """Decode the image at every ladder length (all tiles alike) and measure each tile's SSE against ``pixels``.
 
     ``decoder`` is the one the file will be decoded with. A grid decoder sees the
     neighbours at the same length; the allocation then treats each tile's SSE as its own.
+    ``progress`` shows a bar on stderr when it is a terminal.
     """
     k = model.config.max_tokens
     lengths = np.array(sorted({min(n, k) for n in LADDER} | {k}))  # always up to every token
@@ -81,7 +85,8 @@ def measure(pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, decoder:
     reference = pixels.astype(np.int32)
     sse = np.zeros((grid.count, len(lengths)))
     per_pixel = np.zeros((grid.rows * t, grid.cols * t), dtype=np.int64)
-    for col, n in enumerate(lengths):
+    ladder = tqdm(lengths, desc="measuring", unit="length", disable=None if progress else True, leave=False)
+    for col, n in enumerate(ladder):
         decoded = decoder.render_padded(tokens.ids, np.full(grid.count, int(n)), grid)
         per_pixel[:h, :w] = ((decoded[:h, :w].astype(np.int32) - reference) ** 2).sum(axis=2)
         sse[:, col] = per_pixel.reshape(grid.rows, t, grid.cols, t).sum(axis=(1, 3)).reshape(-1)

@@ -181,7 +181,7 @@ def encode(
         report(summary, rank, world)
         return
     target = {"tokens": tokens, "max_bytes": max_bytes, "bpp": bpp, "psnr": psnr, "quality": quality}
-    _encode_file(images[0], output, force, frame, keep_metadata, alpha, loaded, target)
+    _encode_file(images[0], output, force, frame, keep_metadata, alpha, loaded, target, progress=not quiet)
 
 
 STDIO = "-"  # as an input: standard input; as -o: standard output
@@ -229,6 +229,7 @@ def _encode_file(
     alpha: str,
     model: LoadedModel,
     target: dict,
+    progress: bool = True,
 ) -> None:
     """Encode one image to ``out`` (``target``: encode's tokens, max_bytes, bpp, psnr); report on stderr."""
     if str(out) != STDIO:
@@ -239,7 +240,7 @@ def _encode_file(
         prepared = open_prepared(image, frame, keep_metadata, alpha)
     from vtcodec import codec  # torch (start-up time)
 
-    result = codec.encode(prepared, model=model, **target)
+    result = codec.encode(prepared, model=model, progress=progress, **target)
     where = _write(out, result.data, force)
     size = len(result.data)
     height, width = prepared.pixels.shape[:2]

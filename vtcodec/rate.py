@@ -70,16 +70,25 @@ def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
 
 
 def measure(
-    pixels: np.ndarray, tokens: TokenImage, model: LoadedModel, decoder: Decoder, progress: bool = False
+    pixels: np.ndarray,
+    tokens: TokenImage,
+    model: LoadedModel,
+    decoder: Decoder,
+    progress: bool = False,
+    lengths: np.ndarray | None = None,
 ) -> RDTable:
     """Decode the image at every ladder length (all tiles alike) and measure each tile's SSE against ``pixels``.
 
     ``decoder`` is the one the file will be decoded with. A grid decoder sees the
     neighbours at the same length; the allocation then treats each tile's SSE as its own.
-    ``progress`` shows a bar on stderr when it is a terminal.
+    ``progress`` shows a bar on stderr when it is a terminal. ``lengths`` measures only these
+    (sorted, from 0 up to every token; SSE in between is interpolated) instead of :data:`LADDER`.
     """
     k = model.config.max_tokens
-    lengths = np.array(sorted({min(n, k) for n in LADDER} | {k}))  # always up to every token
+    if lengths is None:
+        lengths = np.array(sorted({min(n, k) for n in LADDER} | {k}))  # always up to every token
+    elif lengths[0] != 0 or lengths[-1] != k or np.any(np.diff(lengths) <= 0):
+        raise ValueError(f"lengths must rise from 0 to {k}")
     grid = tokens.grid
     t, h, w = grid.tile, grid.height, grid.width
     reference = pixels.astype(np.int32)

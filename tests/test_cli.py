@@ -267,9 +267,13 @@ def test_help_names_values_in_words(cli_run, command):
 
 
 def test_help_shows_examples(cli_run):
+    from vtcodec.codec import DEFAULT_TOKENS
+
     for command, example in (("encode", "vtcodec encode photo.png"), ("decode", "vtcodec decode photo.vtk")):
         code, out, _ = cli_run(command, "--help")
         assert code == 0 and example in out
+    code, out, _ = cli_run("encode", "--help")
+    assert f"[default: {DEFAULT_TOKENS}]" in " ".join(out.split())  # the help's default is the codec's
 
 
 def test_truncate_takes_a_bpp_budget(cli_run, tmp_path):

@@ -257,28 +257,24 @@ def encode(
         raise InputError(f"refused, too many pixels: {refused}")
     grid = TileGrid(width, height, loaded.config.tile_size)
     chunks, flat = side_chunks(prepared)
+    counts = None
     if max_bytes is None and bpp is None and psnr is None and quality is None:  # counts first: no network yet
-        if tokens is None:
-            tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens)
+        tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens) if tokens is None else tokens
         counts = _counts(tokens, grid.count, loaded.config.max_tokens)
-        if flat:
-            return flat_file(grid, loaded, chunks)
-        return EncodeResult(pack_tokens(tokenize(pixels, loaded), counts, loaded, chunks), counts)
     if bpp is not None:
         if not bpp > 0:
             raise UsageError("bpp must be positive")
         max_bytes = int(bpp * width * height / 8)
     if max_bytes is not None:
         _check_budget(int(max_bytes), grid, loaded, chunks)
-        if flat:
-            return flat_file(grid, loaded, chunks)
-        token_image = tokenize(pixels, loaded)
-        return fit_bytes(pixels, token_image, loaded, int(max_bytes), decoder=decoder, chunks=chunks, progress=progress)
-    if flat:
-        return (
-            flat_file(grid, loaded, chunks) if psnr is None else replace(flat_file(grid, loaded, chunks), psnr=math.inf)
-        )
+    if flat:  # every pixel is the tone's colour: no tokens, whatever the target
+        result = flat_file(grid, loaded, chunks)
+        return result if psnr is None else replace(result, psnr=math.inf)
     token_image = tokenize(pixels, loaded)
+    if counts is not None:
+        return EncodeResult(pack_tokens(token_image, counts, loaded, chunks), counts)
+    if max_bytes is not None:
+        return fit_bytes(pixels, token_image, loaded, int(max_bytes), decoder=decoder, chunks=chunks, progress=progress)
     if quality is not None:
         return _fit_quality(pixels, token_image, loaded, float(quality), _decoder(loaded, decoder), chunks, progress)
     return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder), chunks, progress)
@@ -288,8 +284,8 @@ def side_chunks(prepared: Prepared) -> tuple[Chunks, bool]:
     """The chunks that travel beside ``prepared``'s tokens (its extras and its tone), and whether the
     image is flat: every pixel the tone's colour, so that it needs no tokens whatever the target."""
     height, width = prepared.pixels.shape[:2]
-    # a kept RGB profile describes three channels, so such an image stays RGB
     small = width * height <= SMALL_IMAGE_PIXELS
+    # a kept RGB profile describes three channels, so such an image stays RGB (no tone)
     tone = tone_of(prepared.pixels, small) if prepared.extras.icc is None else None
     return to_chunks(replace(prepared.extras, tone=tone)), tone is not None and tone.flat
 

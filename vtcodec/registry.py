@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -129,7 +130,6 @@ def load_manifest(path: Path | None = None) -> Manifest:
 
 
 def save_manifest(manifest: Manifest, path: Path | None = None) -> None:
-
     text = json.dumps(manifest.to_dict(), indent=2) + "\n"
     write_atomic(path or manifest_path(), text.encode(), force=True)
 
@@ -207,10 +207,7 @@ def read_model_file(path: str | Path) -> ModelFile:
             raise ValueError("header length")
         header = json.loads(data[8 : 8 + size])
         metadata = header.get("__metadata__", {})
-        levels = json.loads(metadata[CONFIG_KEY])["fsq_levels"]
-        codebook = 1
-        for level in levels:
-            codebook *= int(level)
+        codebook = math.prod(int(level) for level in json.loads(metadata[CONFIG_KEY])["fsq_levels"])
         has_decoder = any(k.startswith(DECODER_PREFIXES) for k in header if k != "__metadata__")
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -231,10 +228,15 @@ def find_model_file(model_id: bytes, candidates: list[str | Path] | None = None)
             return found
     entry = load_manifest().model(model_id)
     if entry is None:
-        raise UnknownModelError(
-            f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
-        )
+        raise unknown_model(model_id)
     return read_model_file(installed(entry))
+
+
+def unknown_model(model_id: bytes) -> UnknownModelError:
+    """The error for a file whose model no candidate, registered path or registry entry has."""
+    return UnknownModelError(
+        f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
+    )
 
 
 def decoder_names(model_id: bytes, has_decoder: bool, installed_only: bool = False) -> list[str]:

@@ -30,7 +30,7 @@ from safetensors.torch import save as save_torch
 from vtcodec import registry
 from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.context_prior import DigitContextPrior, token_layout
-from vtcodec.errors import InputError, UnknownModelError, UsageError
+from vtcodec.errors import InputError, UsageError
 from vtcodec.fileio import write_atomic
 from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
 from vtcodec.prior import TokenPrior
@@ -239,7 +239,5 @@ def find_model(
             return loaded if str(device) == "cpu" else load_model(path, device)
     entry = registry.load_manifest().model(model_id)
     if entry is None:
-        raise UnknownModelError(
-            f"file was made with unknown model {model_id.hex()}; pass the matching weights with --model"
-        )
+        raise registry.unknown_model(model_id)
     return load_model(registry.installed(entry), device)

@@ -115,3 +115,27 @@ def test_batch_and_single_encodes_write_the_same_tone(cli_run, tiny_model_path, 
     assert cli_run("decode", tmp_path / "out", "-o", tmp_path / "png", *model)[0] == 0
     with Image.open(tmp_path / "png" / "grey.png") as image:
         assert image.mode == "L"
+
+
+def test_datasets_decode_grey_and_flat_files_as_decompress_does(tiny_model_path, tmp_path):
+    from vtcodec.datasets import TokenShards, VtkFolder
+    from vtcodec.datasets.shards import export_shards
+
+    folder = tmp_path / "vtk" / "a"
+    folder.mkdir(parents=True)
+    images = {"flat": Image.new("RGB", (40, 30), (200, 30, 40)), "grey": grey_image(40, 30)}
+    expected = {}
+    for name, image in images.items():
+        data = vtcodec.compress(image, 4, model=tiny_model_path)
+        (folder / f"{name}.vtk").write_bytes(data)
+        decoded = np.asarray(vtcodec.decompress(data, model=tiny_model_path))
+        expected[name] = np.repeat(decoded[..., None], 3, axis=2) if decoded.ndim == 2 else decoded
+    export_shards([tmp_path / "vtk"], tmp_path / "shards", model=vtcodec.load_model(tiny_model_path), quiet=True)
+    for dataset in (
+        VtkFolder(tmp_path / "vtk", output="image", models=[tiny_model_path]),
+        TokenShards(tmp_path / "shards", output="image", models=[tiny_model_path]),
+    ):
+        decoded = [sample["image"].permute(1, 2, 0).numpy() for sample in dataset]  # in path order: flat, grey
+        assert len(decoded) == 2, type(dataset)
+        for image, name in zip(decoded, sorted(expected), strict=True):
+            assert np.array_equal(image, expected[name]), (type(dataset).__name__, name)

@@ -282,7 +282,6 @@ def update_digests(path: Path | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-
     parser = argparse.ArgumentParser(description="Refresh the SHA-256 digests in weights/MANIFEST.json.")
     parser.add_argument("--model-dir", action="append", default=[], help="a folder of legacy files (repeatable)")
     args = parser.parse_args(argv)

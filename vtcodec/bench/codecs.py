@@ -74,7 +74,6 @@ class VtcodecCodec(Codec):
     """vtcodec at a number of tokens per tile."""
 
     def __init__(self, model: LoadedModel, decoder: str | Path | None = None, first: bool = True) -> None:
-
         self.model = model
         self.decoder = load_decoder(model, decoder)
         self.name = "vtcodec" if first else f"vtcodec-{self.decoder.name}"

@@ -24,6 +24,7 @@ import random
 import warnings
 import zlib
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from vtcodec import container
 from vtcodec.datasets.shards import INDEX, class_folder
 from vtcodec.decoders import load_decoder
 from vtcodec.errors import FormatError, InputError, VtcodecError
+from vtcodec.metadata import Tone, apply_tone
 from vtcodec.pipeline import read_tokens
 from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import find_model
@@ -113,12 +115,16 @@ class _TokenDataset(IterableDataset):
         }
 
     def _decode(self, ids: np.ndarray, counts: np.ndarray, meta: dict, model=None) -> torch.Tensor:
-
+        """(3, H, W) uint8 as ``decompress`` makes it (the tone applied; a grey image's channel repeated)."""
         model = model if model is not None else find_model(bytes.fromhex(meta["model_id"]), self.models)
         grid = TileGrid(meta["width"], meta["height"], meta["tile_size"])
         full = np.zeros((grid.count, max(ids.shape[1], 1)), dtype=np.int64)
         full[:, : ids.shape[1]] = ids
         pixels = load_decoder(model, self.decoder).render(full, counts, grid)
+        tone = meta.get("tone")
+        if tone is not None:
+            pixels = apply_tone(pixels, Tone(tone["grey"], tone["flat"], tuple(tone["mean"])))
+            pixels = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
         return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
 
 
@@ -231,7 +237,6 @@ class VtkFolder(_TokenDataset):
         return len(self.files)
 
     def _sample(self, i: int) -> dict:
-
         path = self.files[i]
         try:
             stream = read_tokens(path.read_bytes(), models=self.models)
@@ -240,5 +245,6 @@ class VtkFolder(_TokenDataset):
         h = stream.header
         meta = {"width": h.width, "height": h.height, "tile_size": h.tile_size, "model_id": h.model_id.hex()}
         meta["label_index"] = self.labels[i]
+        meta["tone"] = None if stream.extras.tone is None else asdict(stream.extras.tone)
         key = str(path.relative_to(self.root))
         return self._pack(key, stream.ids, h.token_counts, tuple(h.grid), meta, stream.model)

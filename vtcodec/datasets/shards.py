@@ -9,7 +9,8 @@ A shard holds ``SHARD_SIZE`` samples in two files:
 - ``tokens-NNNNNN.index.json``: the shard's samples, each with ``key``,
   ``source``, ``offset``, ``shape``, ``width``, ``height``, ``tile_size``, ``grid``
   (``[cols, rows]``), ``counts``, ``model_id``, ``label`` (its class folder, or
-  null), ``label_index`` and ``crc32`` (of its tokens' bytes). Written after the
+  null), ``label_index``, ``crc32`` (of its tokens' bytes) and ``tone`` (the file's
+  ``metadata.Tone`` as a dict, or null: grey, flat and tiny images decode as the file does). Written after the
   ``.npy``, it marks the shard complete.
 
 ``index.json`` lists the shards, the sample count and the class names. Two bytes
@@ -23,7 +24,7 @@ import io
 import json
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,9 @@ from tqdm import tqdm
 from vtcodec import codec
 from vtcodec.errors import InputError, VtcodecError
 from vtcodec.fileio import make_dir, read_input, write_atomic
-from vtcodec.imageio import IMAGE_SUFFIXES, open_image
+from vtcodec.imageio import IMAGE_SUFFIXES, open_image, prepare
 from vtcodec.jobs import VTK_SUFFIX, collect_jobs
+from vtcodec.metadata import Tone, read_tone
 from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import LoadedModel, load_model
 
@@ -84,19 +86,22 @@ def find_sources(inputs: list[str | Path]) -> list[Source]:
 
 def sample_tokens(
     source: Path, model: LoadedModel | None, tokens: int | None
-) -> tuple[codec.TokenImage, np.ndarray, bytes]:
-    """(token image, counts, model id) of a ``.vtk`` file (entropy decoding only) or an image (encoded)."""
+) -> tuple[codec.TokenImage, np.ndarray, bytes, Tone | None]:
+    """(token image, counts, model id, tone) of a ``.vtk`` file (entropy decoding only) or an image
+    (encoded as ``vtcodec encode`` would: a flat image gets no tokens)."""
     if source.suffix.lower() == VTK_SUFFIX:
         stream = codec.read_tokens(read_input(source), model)
         header = stream.header
         grid = TileGrid(header.width, header.height, header.tile_size)
         counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
-        return codec.TokenImage(grid, stream.ids), counts, header.model_id
+        return codec.TokenImage(grid, stream.ids), counts, header.model_id, stream.extras.tone
     loaded = model if model is not None else load_model()
-    image = codec.tokenize(open_image(source), loaded)
+    prepared = prepare(open_image(source), "none", "drop")
+    chunks, flat = codec.side_chunks(prepared)
+    image = codec.tokenize(prepared.pixels, loaded)
     n = codec.DEFAULT_TOKENS if tokens is None else tokens
-    counts = np.full(image.grid.count, min(n, loaded.config.max_tokens))
-    return image, counts, loaded.model_id
+    counts = np.full(image.grid.count, 0 if flat else min(n, loaded.config.max_tokens))
+    return image, counts, loaded.model_id, read_tone(chunks)
 
 
 def _complete_part(out_dir: Path, index: int, keys: list[str]) -> dict | None:
@@ -155,7 +160,7 @@ def _write_shard(
     for key, source in zip(keys, chunk, strict=True):
         bar.update(1)
         try:
-            image, counts, model_id = sample_tokens(source.path, model, tokens)
+            image, counts, model_id, tone = sample_tokens(source.path, model, tokens)
         except (VtcodecError, OSError) as exc:
             message = str(exc) if str(source.path) in str(exc) else f"{source.path}: {exc}"
             summary.failed.append((source.path, message))
@@ -166,7 +171,8 @@ def _write_shard(
         width = int(counts.max()) if counts.size else 0
         array = np.ascontiguousarray(image.ids[:, :width], dtype=np.uint16)
         array[np.arange(width)[None, :] >= counts[:, None]] = 0
-        samples.append(_sample_record(key, source, counts, array, image.grid, model_id, offset, class_index))
+        record = _sample_record(key, source, counts, array, image.grid, model_id, offset, class_index)
+        samples.append({**record, "tone": None if tone is None else asdict(tone)})
         arrays.append(array.ravel())
         offset += array.size
     buffer = io.BytesIO()

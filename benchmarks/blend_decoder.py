@@ -1,9 +1,9 @@
 """Write one decoder file whose weights are a blend of two decoders of the default model.
 
     python benchmarks/blend_decoder.py FIDELITY REALISM WEIGHT OUT [--name perceptual] [--weights int8]
-    python benchmarks/blend_decoder.py BLEND OLD_BASE SHARE OUT --onto NEW_BASE
+    python benchmarks/blend_decoder.py BLEND OLD_BASE SHARE OUT --onto NEW_BASE [--onto-model FILE]
 
-FIDELITY and REALISM are decoder names or files of the default model's token space;
+FIDELITY and REALISM are decoder names or files of one token space (``--model``, else the default);
 the result holds ``(1 - WEIGHT) * FIDELITY + WEIGHT * REALISM`` (``vtcodec.decoders.blend``,
 what ``--realism WEIGHT`` computes at decode time) under the name ``--name``. Use it to
 fix a point of the realism path as a decoder of its own, then score it with
@@ -13,6 +13,8 @@ With ``--onto``, BLEND is such a point, made as ``SHARE * OLD_BASE + (1 - SHARE)
 the result is ``BLEND + SHARE * (NEW_BASE - OLD_BASE)`` = ``SHARE * NEW_BASE + (1 - SHARE) * R``:
 the same point moved onto a retrained fidelity decoder, without R's weights
 (``vtcodec.decoders.carry_blend``; NEW_BASE may also be OLD_BASE grown by added blocks).
+NEW_BASE may decode another token space (``--onto-model``), one fine-tuned from the first
+with its encoder; SHARE 1 then carries BLEND's whole difference from OLD_BASE onto it.
 """
 
 from __future__ import annotations
@@ -34,20 +36,24 @@ def main() -> None:
     parser.add_argument("--name", default="perceptual")
     parser.add_argument("--weights", choices=["int8", "fp16"], default="int8")
     parser.add_argument("--onto", help="move the blend FIDELITY (made on base REALISM) onto this base")
+    parser.add_argument("--model", help="the token-space file of FIDELITY and REALISM (default: the default model)")
+    parser.add_argument("--onto-model", help="the token-space file of --onto (default: --model)")
     args = parser.parse_args()
-    model = vtcodec.load_model()
+    model = vtcodec.load_model(args.model)
+    target = vtcodec.load_model(args.onto_model) if args.onto_model else model
     try:
         fidelity, realism = load_decoder(model, args.fidelity), load_decoder(model, args.realism)
         if args.onto:
-            mixed = carry_blend(fidelity, realism, load_decoder(model, args.onto), args.weight)
-            recipe = f"{fidelity.name} + {args.weight:g} x ({args.onto} - {realism.name})"
+            mixed = carry_blend(fidelity, realism, load_decoder(target, args.onto), args.weight)
+            space = f" of {target.model_id.hex()}" if target is not model else ""
+            recipe = f"{fidelity.name} + {args.weight:g} x ({args.onto}{space} - {realism.name})"
         else:
             mixed = blend(fidelity, realism, args.weight)
             recipe = f"{1 - args.weight:g} x {fidelity.name} + {args.weight:g} x {realism.name}"
     except InputError as exc:
         raise SystemExit(f"error: {exc}") from None
     digest = save_decoder(
-        mixed.network, args.name, model.model_id, args.out, mixed.context, mixed.grid_from, args.weights
+        mixed.network, args.name, mixed.token_space, args.out, mixed.context, mixed.grid_from, args.weights
     )
     print(f"wrote {args.out}: {args.name!r} = {recipe}")
     print(f"SHA-256 {digest}")

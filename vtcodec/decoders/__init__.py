@@ -91,11 +91,16 @@ def carry_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: flo
     ``share * new_base + (1 - share) * R`` without R's weights. If ``new_base`` was grown
     from ``old_base`` by added blocks (``vtcodec.models.growth``), ``point`` and ``old_base``
     are grown to its shape first and the added blocks are ``new_base``'s own.
+    ``new_base`` may belong to another token space, fine-tuned from ``old_base``'s together
+    with its encoder; with ``share = 1`` the result is ``new_base + (point - old_base)``,
+    the point's whole difference carried over, and it decodes ``new_base``'s token space.
     """
     if not blendable(point, old_base):
         raise InputError(f"decoders {point.name!r} and {old_base.name!r} cannot be blended (different shapes)")
-    if (point.token_space, point.context) != (new_base.token_space, new_base.context):
-        raise InputError(f"decoder {new_base.name!r} has another token space or context")
+    if point.token_space != old_base.token_space:
+        raise InputError(f"decoders {point.name!r} and {old_base.name!r} decode different token spaces")
+    if point.context != new_base.context:
+        raise InputError(f"decoder {new_base.name!r} has another context")
     p_net, a_net, b_net = point.network, old_base.network, new_base.network
     grid_from, added = point.grid_from, set()
     old_shape, new_shape = architecture(p_net), architecture(b_net)
@@ -124,7 +129,7 @@ def carry_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: flo
 
     network = build_model(b_net.config)
     network.load_state_dict({k: carried(k) for k in p})
-    return Decoder(point.name, point.token_space, network.eval(), point.context, None, grid_from)
+    return Decoder(point.name, new_base.token_space, network.eval(), point.context, None, grid_from)
 
 
 def choose(model: LoadedModel, name: str | Path | None = None, realism: float | None = None) -> Decoder:

@@ -3,6 +3,7 @@
     python benchmarks/kodak_eval.py --images DIR --model A --json a.json
     python benchmarks/kodak_eval.py --images DIR --model B --json b.json
     python benchmarks/compare_models.py a.json b.json
+    python benchmarks/compare_models.py OLD/results.json NEW/results.json   # two vtcodec bench runs
 
 For every point of A, B's PSNR and MS-SSIM are interpolated (linearly in log bpp)
 at A's bpp; points outside B's range are marked "out of range". Positive deltas
@@ -20,9 +21,19 @@ import numpy as np
 
 
 def load(path: str) -> tuple[str, list[dict]]:
+    """The model id and rows of a ``kodak_eval.py`` table, or of a ``vtcodec bench`` results.json."""
     table = json.loads(Path(path).read_text())
-    rows = sorted((r for r in table["rows"] if r["tokens"] > 0), key=lambda r: r["bpp"])
-    return table["model_id"], rows
+    if isinstance(table, list):  # vtcodec bench: CompressAI's schema, one entry per codec
+        entry = next(e for e in table if e["name"] == "vtcodec")
+        model_id = entry["description"].split("model ")[1].split(",")[0]
+        curve = entry["results"]
+        rows = [
+            {"tokens": n, "bpp": b, "psnr": p, "msssim": m}
+            for n, b, p, m in zip(curve["tokens"], curve["bpp"], curve["psnr-rgb"], curve["ms-ssim"], strict=True)
+        ]
+    else:
+        model_id, rows = table["model_id"], table["rows"]
+    return model_id, sorted((r for r in rows if r["tokens"] > 0), key=lambda r: r["bpp"])
 
 
 def at_bpp(rows: list[dict], key: str, bpp: float) -> float | None:

@@ -7,9 +7,9 @@ size, the per-tile token counts and the tokens. tests/test_golden.py checks both
 directions byte for byte (tokens -> bytes and bytes -> tokens). Run this only when
 the shipped model or the format changes, and commit the results together.
 ``lighthouse-chunks`` carries one chunk of each kind (colour profile, EXIF, XMP, alpha);
-its record lists them as hex. The ``v0-*``, ``v1-*`` and ``v2-*`` goldens are frozen:
-vtcodec wrote them with the earlier shipped models (the repository's ``models/v0.safetensors``,
-``v1.safetensors``, ``v2.safetensors``), and they must keep decoding; this script never rewrites them.
+its record lists them as hex. The ``v0-*`` … ``v3-*`` goldens are frozen: vtcodec wrote
+them with the earlier default models (the repository's ``models/v0.safetensors`` …
+``v3.safetensors``), and they must keep decoding; this script never rewrites them.
 """
 
 from __future__ import annotations

@@ -284,11 +284,14 @@ def test_truncate_takes_a_bpp_budget(cli_run, tmp_path):
     assert 0.5 * int(0.006 * 384 * 256 / 8) < size <= int(0.006 * 384 * 256 / 8)
 
 
+@pytest.mark.skipif(not (ROOT / "models").is_dir(), reason="the repository's models/ folder is not present")
 def test_info_separates_decoders_that_are_not_installed(cli_run, tmp_path, monkeypatch):
     from vtcodec import registry
 
-    sample = ROOT / "samples" / "parrots-t16.vtk"
-    monkeypatch.setattr(registry, "model_dirs", lambda: [tmp_path])  # an empty model folder
+    sample = ROOT / "samples" / "v3-parrots-t16.vtk"
+    for name in ("v3.safetensors", "v3-attention.decoder.safetensors"):  # model v3 with one of its decoders
+        (tmp_path / name).write_bytes((ROOT / "models" / name).read_bytes())
+    monkeypatch.setattr(registry, "model_dirs", lambda: [tmp_path])
     code, out, _ = cli_run("info", sample, "--json")
     record = json.loads(out)
     assert code == 0 and "tiled" in record["decoders_not_installed"] and "tiled" not in record["decoders"]

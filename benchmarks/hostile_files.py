@@ -30,6 +30,7 @@ import vtcodec
 from vtcodec import container, metadata
 from vtcodec.decoders import choose
 from vtcodec.decoders.files import DECODER_KEY
+from vtcodec.pipeline import Layout
 from vtcodec.registry import CONFIG_KEY
 from vtcodec.zoo import default_weights, load_model
 
@@ -95,7 +96,8 @@ def main() -> None:
             model.model_id, 13377, ((metadata.ALPHA, bytes([1, 1]) + zlib.compress(b"\x01" * 13377**2, 9)),)
         ),
     }
-    sample = vtcodec.compress(np.asarray(vtcodec.pillow.Image.open(ROOT / "samples" / "parrots.png").convert("RGB")))
+    parrots = np.asarray(vtcodec.pillow.Image.open(ROOT / "samples" / "parrots.png").convert("RGB"))
+    sample = vtcodec.compress(parrots, layout=Layout(1))  # one payload, so that a taller header can lie about it
     header, payload = container.unpack(sample)
     taller = dataclasses.replace(
         header, height=2 * header.height, token_counts=np.full(2 * header.token_counts.size, 64)

@@ -7,7 +7,9 @@ size, the per-tile token counts and the tokens. tests/test_golden.py checks both
 directions byte for byte (tokens -> bytes and bytes -> tokens). Run this only when
 the shipped model or the format changes, and commit the results together.
 ``lighthouse-chunks`` carries one chunk of each kind (colour profile, EXIF, XMP, alpha);
-its record lists them as hex. The ``v0-*`` … ``v3-*`` goldens are frozen: vtcodec wrote
+its record lists them as hex. The ``*-layered`` and ``*-ladder`` goldens are format version 2
+(their records say ``"format": 2`` and list the layers' ends); the others are version 1.
+The ``v0-*`` … ``v3-*`` goldens are frozen: vtcodec wrote
 them with the earlier default models (the repository's ``models/v0.safetensors`` …
 ``v3.safetensors``), and they must keep decoding; this script never rewrites them.
 """
@@ -26,16 +28,18 @@ from vtcodec.codec import tokenize
 from vtcodec.container import Coder
 from vtcodec.imageio import open_image, prepare
 from vtcodec.metadata import to_chunks
-from vtcodec.pipeline import TokenImage, pack_tokens, read_tokens
+from vtcodec.pipeline import Layout, TokenImage, pack_tokens, read_tokens
 from vtcodec.tile_grid import TileGrid
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from tests.icc import display_p3  # noqa: E402
 
+VERSION_1 = Layout(1)  # the goldens of the current model that predate format version 2 stay version 1
 
-def write_golden(name: str, tokens: TokenImage, counts: np.ndarray, model, chunks=()) -> Coder:
-    data = pack_tokens(tokens, counts, model, chunks)
+
+def write_golden(name: str, tokens: TokenImage, counts: np.ndarray, model, chunks=(), layout=VERSION_1) -> Coder:
+    data = pack_tokens(tokens, counts, model, chunks, layout)
     stream = read_tokens(data, model)
     (HERE / f"{name}.vtk").write_bytes(data)
     record = {
@@ -46,6 +50,8 @@ def write_golden(name: str, tokens: TokenImage, counts: np.ndarray, model, chunk
         "tokens": [row[:c].tolist() for row, c in zip(stream.ids, counts, strict=True)],
         "coder": stream.header.coder.name.lower(),
     }
+    if layout.version != 1:
+        record["format"], record["layers"] = layout.version, list(stream.header.layers)
     if chunks:
         record["chunks"] = [[tag.decode("ascii"), payload.hex()] for tag, payload in chunks]
     (HERE / f"{name}.tokens.json").write_text(json.dumps(record) + "\n")
@@ -81,6 +87,12 @@ def main() -> None:
     noise = TokenImage(grid, rng.integers(0, model.codebook_size, (grid.count, k)))
     coder = write_golden("noise-raw", noise, np.full(grid.count, 24), model)
     assert coder == Coder.RAW, "expected the raw coder for uniformly random tokens"
+
+    # Format version 2: layers at the default ladder, at a ladder of one's own, and raw-coded layers.
+    write_golden("parrots-t64-layered", parrots, np.full(parrots.grid.count, 64), model, layout=Layout())
+    write_golden("lighthouse-mixed-layered", lighthouse, mixed, model, layout=Layout())
+    write_golden("parrots-t40-ladder", parrots, np.full(parrots.grid.count, 40), model, layout=Layout(2, (1, 2, 3, 10)))
+    write_golden("noise-raw-layered", noise, np.full(grid.count, 24), model, layout=Layout())
 
 
 if __name__ == "__main__":

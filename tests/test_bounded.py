@@ -24,7 +24,7 @@ import vtcodec
 from vtcodec import container, entropy, metadata
 from vtcodec.errors import FormatError, InputError
 from vtcodec.imageio import open_prepared
-from vtcodec.pipeline import TileEncoder, read_tokens, tokenize_pixels
+from vtcodec.pipeline import Layout, TileEncoder, read_tokens, tokenize_pixels
 from vtcodec.zoo import load_model
 
 from .conftest import ROOT, SAMPLES, SHARED, assert_one_line_error, image_folder, random_image
@@ -112,7 +112,8 @@ def test_the_alpha_filter_is_undone_in_one_plane_of_memory(tiny_model):
 
 @pytest.fixture(scope="module")
 def coded(tiny_model):
-    return vtcodec.compress(random_image(96, 64, seed=3), 6, model=tiny_model)
+    """A format version 1 file (one payload; version 2's layers: tests/test_layers.py)."""
+    return vtcodec.compress(random_image(96, 64, seed=3), 6, model=tiny_model, layout=Layout(1))
 
 
 def test_a_payload_shorter_than_its_token_counts_is_corrupt(coded, tiny_model, cli_run, tiny_model_path, tmp_path):

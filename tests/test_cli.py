@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from vtcodec.pipeline import Layout
+
 from .conftest import ROOT, assert_one_line_error, random_image
 
 
@@ -30,7 +32,9 @@ def test_encode_decode_info(cli_run, image_file, tiny_model_path):
     assert info["codebook_size"] == 15
     assert info["coder"] in ("context", "raw")  # the tiny model has a digit-context prior
     assert len(info["model_id"]) == 16
-    assert info["format_version"] == 1
+    assert info["format_version"] == 2 and info["complete"]
+    assert [layer["tokens"] for layer in info["layers"]] == [4]  # the default ladder, up to --tokens 4
+    assert info["layers"][-1]["ends_at_byte"] == info["bytes"]
     code, out, _ = cli_run("info", vtk, "--model", tiny_model_path)
     assert code == 0 and "70x40" in out and "bpp" in out
     code, _, err = cli_run("decode", vtk, "--model", tiny_model_path)
@@ -162,7 +166,7 @@ def test_truncate_needs_exactly_one_target(cli_run, image_file, tiny_model_path,
 def test_corrupt_files_are_named_and_say_what_happened(cli_run, tiny_model_path, tmp_path):
     import vtcodec
 
-    good = vtcodec.compress(random_image(70, 50), 6, model=tiny_model_path)
+    good = vtcodec.compress(random_image(70, 50), 6, model=tiny_model_path, layout=Layout(1))  # one payload
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x10
     cases = {
@@ -182,6 +186,39 @@ def test_corrupt_files_are_named_and_say_what_happened(cli_run, tiny_model_path,
             assert err.strip() == f"vtcodec: error: {path}: {message}", (command[0], err)
 
 
+def test_a_cut_version_2_file_decodes_its_complete_layers_and_damage_is_still_corrupt(
+    cli_run, tiny_model_path, tmp_path
+):
+    import vtcodec
+    from vtcodec import container
+
+    good = vtcodec.compress(random_image(70, 50), 8, model=tiny_model_path)  # layers end at 4 and 8 tokens
+    ends = container.parse(good).layer_offsets
+    model = ["--model", tiny_model_path]
+    cut = tmp_path / "cut.vtk"
+    cut.write_bytes(good[: ends[0] + 1])
+    code, _, err = cli_run("decode", cut, "-o", tmp_path / "c.png", *model)
+    assert code == 0 and f"{cut}: partial file: 1 of 2 layers, 4 of 8 tokens per tile" in err
+    code, _, err = cli_run("decode", cut, "-o", tmp_path / "s.png", "--strict", *model)
+    assert code == 3 and "truncated" in err and not (tmp_path / "s.png").exists()
+    assert_one_line_error(code, err)
+    code, out, _ = cli_run("info", cut, *model)
+    assert code == 0 and "partial file: 1 of 2 layers" in out and f"4@{ends[0]}" in out
+    flipped = bytearray(good)
+    flipped[ends[0] - 1] ^= 0x04  # inside the first layer, which is complete
+    (tmp_path / "flipped.vtk").write_bytes(bytes(flipped))
+    code, _, err = cli_run("decode", tmp_path / "flipped.vtk", "-o", tmp_path / "f.png", *model)
+    assert code == 3 and "corrupt (checksum mismatch in layer 1)" in err
+    (tmp_path / "header.vtk").write_bytes(good[:20])
+    code, _, err = cli_run("decode", tmp_path / "header.vtk", "-o", tmp_path / "h.png", *model)
+    assert code == 3 and "truncated: the file ends inside its header" in err
+    # truncate --cut needs no model: the first layer, with the header rewritten, is a whole file
+    code, _, err = cli_run("truncate", tmp_path / "cut.vtk", "--bytes", str(ends[0]), "--cut", "-o", tmp_path / "t.vtk")
+    assert code == 0, err
+    assert container.parse((tmp_path / "t.vtk").read_bytes()).complete
+    assert (tmp_path / "t.vtk").read_bytes() == vtcodec.truncate(good, tokens=4, model=tiny_model_path)
+
+
 def test_usage_errors_exit_2_input_errors_1(cli_run, tiny_model_path, tmp_path):
     random_image(40, 30).save(tmp_path / "a.png")
     model = ["--model", tiny_model_path]
@@ -196,7 +233,7 @@ def test_usage_errors_exit_2_input_errors_1(cli_run, tiny_model_path, tmp_path):
             ["decode", tmp_path / "a.vtk", "-o", tmp_path / "b.png", "--decoder", "tiled", "--realism", "0.5"],
             "not both",
         ),
-        (["truncate", tmp_path / "a.vtk", "-o", tmp_path / "b.vtk"], "give exactly one of tokens, bytes or bpp"),
+        (["truncate", tmp_path / "a.vtk", "-o", tmp_path / "b.vtk"], "give exactly one of --tokens, --bytes or --bpp"),
         (["truncate", tmp_path / "a.vtk", "-o", tmp_path / "b.vtk", "--bpp", "0"], "bpp must be positive"),
         (["encode", tmp_path / "a.png", "-o", tmp_path / "b.vtk", "--alpha", "maybe"], "alpha must be one of"),
         (["encode", tmp_path / "a.png", "-o", tmp_path / "b.vtk", "-t", "-1"], "must be 0 or more, not -1"),

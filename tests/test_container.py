@@ -4,7 +4,7 @@ import zlib
 import numpy as np
 import pytest
 
-from vtcodec.container import FORMAT_VERSION, Coder, Header, pack, unpack, write_varint
+from vtcodec.container import Coder, Header, pack, unpack, write_varint
 from vtcodec.errors import FormatError
 
 MODEL_ID = bytes(range(8))
@@ -35,7 +35,7 @@ def test_pack_unpack_uniform_and_varied():
         assert header.token_counts.tolist() == counts
         assert header.model_id == MODEL_ID
         assert header.coder == Coder.RANGE
-        assert header.version == FORMAT_VERSION
+        assert header.version == 1
 
 
 def test_one_tile_overhead_is_22_bytes():

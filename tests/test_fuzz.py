@@ -12,7 +12,7 @@ from PIL import Image
 import vtcodec
 from vtcodec import container, metadata
 from vtcodec.errors import FormatError, InputError, UnknownModelError
-from vtcodec.pipeline import read_tokens
+from vtcodec.pipeline import Layout, read_tokens
 
 from .conftest import random_image
 from .icc import display_p3
@@ -25,12 +25,16 @@ def _with_crc(body: bytes) -> bytes:
 
 
 def hostile(data: bytes, rng: np.random.Generator) -> bytes | None:
-    """A well-formed file (valid CRC) that lies: a huge declared size, inflated token counts, a
-    payload cut short, or an alpha chunk that inflates to a large plane. None if ``data`` does not parse."""
+    """A well-formed file (valid checks) that lies: a huge declared size, inflated token counts, a
+    payload cut short, or an alpha chunk that inflates to a large plane. None if ``data`` does not parse.
+    For a version 2 file the lie is told about one of its layers' payloads, then all checks are redone."""
     try:
-        header, payload = container.unpack(data)
+        parsed = container.parse(data)
     except FormatError:
         return None
+    header = parsed.header
+    layer = int(rng.integers(len(parsed.payloads))) if parsed.payloads else None
+    payload = parsed.payloads[layer] if layer is not None else b""
     kind = rng.integers(4)
     if kind == 0:  # a huge declared size, mostly past the pixel limit
         side = int(rng.choice([4096, 8193, 13377, 65536, container.MAX_SIDE]))
@@ -54,7 +58,15 @@ def hostile(data: bytes, rng: np.random.Generator) -> bytes | None:
             header = dataclasses.replace(header, width=side, height=side, token_counts=np.zeros(0, dtype=np.int64))
             header = dataclasses.replace(header, token_counts=np.zeros(header.tile_grid.count, dtype=np.int64))
         header = dataclasses.replace(header, chunks=chunks)
-    return container.pack(header, payload)
+    if header.version == 1:
+        return container.pack(header, payload)
+    payloads = list(parsed.payloads)
+    if layer is not None:
+        payloads[layer] = payload
+    longest = int(header.token_counts.max(initial=0))
+    ends = tuple(e for e in header.layers if e < longest) + ((longest,) if longest else ())
+    payloads = (payloads + [b""] * len(ends))[: len(ends)]
+    return container.pack_layers(dataclasses.replace(header, layers=ends), payloads)
 
 
 def mutate(data: bytes, rng: np.random.Generator) -> bytes:
@@ -83,7 +95,9 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     else:
         i = rng.integers(len(body))
         body[i] = int(rng.choice([0x00, 0x7F, 0x80, 0xFF]))
-    return _with_crc(bytes(body)) if rng.random() < 0.5 else bytes(body) + data[-4:]
+    if data[3] == 1:  # version 1: the CRC-32 at the end is refreshed half the time
+        return _with_crc(bytes(body)) if rng.random() < 0.5 else bytes(body) + data[-4:]
+    return bytes(body) + data[-4:]  # version 2: its checks stay as they were (hostile() redoes them)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +112,9 @@ def seeds(tiny_model):
     cutout.info.update(icc_profile=display_p3(), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>", exif=_exif())
     files.append(vtcodec.compress(cutout, 4, model=tiny_model, metadata="all"))
     files.append(vtcodec.compress(cutout, 2, model=tiny_model, metadata="exif"))
+    # Format version 1 beside the default version 2, and a fine ladder of layers.
+    files += [vtcodec.compress(im, tokens=8, model=tiny_model, layout=Layout(1)) for im in images[:2]]
+    files.append(vtcodec.compress(images[1], tokens=8, model=tiny_model, layout=Layout(2, (1, 2, 3, 5))))
     return files
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vtcodec import registry
+from vtcodec import container, registry
 from vtcodec.codec import render
 from vtcodec.decoders import decoder_names
-from vtcodec.pipeline import TokenImage, pack_tokens, read_tokens
+from vtcodec.pipeline import DEFAULT_LAYOUT, Layout, TokenImage, pack_tokens, read_tokens
 from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import find_model
 
@@ -38,7 +38,24 @@ def load(stem):
 
 def test_golden_files_exist():
     names = {"parrots-t16", "lighthouse-mixed", "noise-raw"}
-    assert {p.name for p in GOLDEN} >= names | {f"{v}-{name}" for name in names for v in FROZEN} | {"lighthouse-chunks"}
+    layered = {"parrots-t64-layered", "lighthouse-mixed-layered", "parrots-t40-ladder", "noise-raw-layered"}
+    frozen = {f"{v}-{name}" for name in names for v in FROZEN}
+    assert {p.name for p in GOLDEN} >= names | frozen | {"lighthouse-chunks"} | layered
+
+
+def test_layered_goldens_are_version_2_and_every_layer_cut_decodes_to_a_prefix():
+    for stem in [s for s in GOLDEN if s.name.endswith(("-layered", "-ladder"))]:
+        record, data = load(stem)
+        stream = read_tokens(data)
+        assert stream.header.version == record["format"] == 2 and list(stream.header.layers) == record["layers"]
+        parsed = container.parse(data)
+        for k, offset in enumerate(parsed.layer_offsets[:-1], start=1):
+            part = read_tokens(data[:offset])
+            end = record["layers"][k - 1]
+            assert part.cut is not None and part.cut.layers == k and part.cut.tokens == end
+            for row, count, expected in zip(part.ids, record["counts"], record["tokens"], strict=True):
+                assert row[: min(count, end)].tolist() == expected[:end]
+            assert read_tokens(container.cut(parsed, k)).ids.tolist() == part.ids.tolist()
 
 
 @pytest.mark.parametrize("stem", GOLDEN, ids=lambda p: p.name)
@@ -63,7 +80,8 @@ def test_tokens_to_bytes(stem):
     for i, tokens in enumerate(record["tokens"]):
         ids[i, : len(tokens)] = tokens
     chunks = tuple((tag.encode(), bytes.fromhex(payload)) for tag, payload in record.get("chunks", []))
-    assert pack_tokens(TokenImage(grid, ids), np.array(record["counts"]), model, chunks) == data
+    layout = Layout(record.get("format", 1), tuple(record.get("layers", ())) or DEFAULT_LAYOUT.ladder)
+    assert pack_tokens(TokenImage(grid, ids), np.array(record["counts"]), model, chunks, layout) == data
 
 
 def test_the_chunk_golden_carries_every_kind_of_chunk():

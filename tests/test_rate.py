@@ -11,7 +11,7 @@ import vtcodec
 from vtcodec.codec import side_chunks, smallest_file_bytes, tokenize
 from vtcodec.errors import InputError
 from vtcodec.imageio import prepare
-from vtcodec.pipeline import read_tokens
+from vtcodec.pipeline import Layout, read_tokens
 from vtcodec.tile_grid import TileGrid
 
 from .conftest import random_image
@@ -22,17 +22,25 @@ def psnr(a, b):
     return 10 * np.log10(255**2 / mse)
 
 
+# Bytes a budget may leave unused: about one token's in version 1; in version 2 the first token of
+# a new layer also brings the layer's framing (its end and length in the header, its CRC-16 and the
+# finish of its range-coder segment), up to about 10 bytes at once.
+SLACK = {1: 4, 2: 10}
+
+
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("size", [(1, 1), (32, 32), (75, 40), (130, 64), (40, 129)])
-def test_byte_budget_is_never_exceeded(tiny_model, size):
+def test_byte_budget_is_never_exceeded(tiny_model, size, version):
     image = random_image(*size, seed=size[0])
+    layout = Layout(version)
     chunks, flat = side_chunks(prepare(image))  # small images carry their tone; a 1x1 is flat
-    floor = smallest_file_bytes(TileGrid(*size, 32), tiny_model, chunks)
-    full = len(vtcodec.compress(image, tokens=8, model=tiny_model))
+    floor = smallest_file_bytes(TileGrid(*size, 32), tiny_model, chunks, layout)
+    full = len(vtcodec.compress(image, tokens=8, model=tiny_model, layout=layout))
     for budget in sorted({floor, floor + 3, (floor + full) // 2, full, full + 50}):
-        result = vtcodec.encode(image, max_bytes=budget, model=tiny_model)
+        result = vtcodec.encode(image, max_bytes=budget, model=tiny_model, layout=layout)
         assert len(result.data) <= budget
         if result.counts.min() < 8 and not flat:  # a flat image needs no tokens at all
-            assert len(result.data) >= budget - 4  # one more token would not have fitted
+            assert len(result.data) >= budget - SLACK[version]  # one more token would not have fitted
         assert vtcodec.decompress(result.data, model=tiny_model).size == size
 
 

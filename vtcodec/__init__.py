@@ -27,6 +27,7 @@ _LAZY = {
         "DEFAULT_TOKENS",
         "EncodeResult",
         "compress",
+        "decode_progressive",
         "decompress",
         "encode",
         "render",
@@ -34,7 +35,7 @@ _LAZY = {
         "truncate",
     ),
     "vtcodec.decoders": ("decoder_names", "load_decoder"),
-    "vtcodec.pipeline": ("read_tokens",),
+    "vtcodec.pipeline": ("Layout", "read_tokens"),
     "vtcodec.zoo": ("load_model", "register_model_path"),
 }
 _LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}
@@ -62,6 +63,7 @@ __all__ = [
     "EncodeResult",
     "FormatError",
     "InputError",
+    "Layout",
     "OutputExistsError",
     "UnknownModelError",
     "UsageError",
@@ -69,6 +71,7 @@ __all__ = [
     "VtcodecWarning",
     "add_model_dir",
     "compress",
+    "decode_progressive",
     "decoder_names",
     "decompress",
     "encode",

@@ -32,7 +32,7 @@ from vtcodec.jobs import (
     vtk_is_complete,
 )
 from vtcodec.metadata import DEFAULT_METADATA, Extras
-from vtcodec.pipeline import TileEncoder, TileRenderer
+from vtcodec.pipeline import DEFAULT_LAYOUT, Layout, TileEncoder, TileRenderer
 from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import LoadedModel
 
@@ -120,13 +120,14 @@ def encode_many(
     quiet: bool = False,
     metadata: str = DEFAULT_METADATA,
     alpha: str = "keep",
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> Summary:
     """Encode every job's image to ``.vtk``; failures are recorded and the run goes on.
 
     With a token count, tiles of consecutive images share forward passes of
     ``batch_size`` tiles. Budgets and quality targets (``max_bytes``, ``bpp``,
-    ``psnr``, ``quality``) are per image and run image by image. ``metadata`` and ``alpha`` are
-    as for :func:`vtcodec.codec.encode`.
+    ``psnr``, ``quality``) are per image and run image by image. ``metadata``, ``alpha`` and
+    ``layout`` are as for :func:`vtcodec.codec.encode`.
     """
     check_options(metadata, alpha)  # a bad option fails before any file is read
     if batch_size < 1 or threads < 1:
@@ -154,7 +155,7 @@ def encode_many(
 
         def tokenized(item: _Pending, token_image: codec.TokenImage) -> None:
             counts = np.full(item.grid.count, tokens, dtype=np.int64)
-            finish(item, codec.pack_tokens(token_image, counts, model, item.extra_chunks), counts, {})
+            finish(item, codec.pack_tokens(token_image, counts, model, item.extra_chunks, layout), counts, {})
 
         encoder = TileEncoder(model, batch_size, tokenized)  # tiles of consecutive images share forward passes
         for job, future in _prefetch(loaders, load, todo, depth=2 * threads):
@@ -166,13 +167,14 @@ def encode_many(
                 chunks, flat = codec.side_chunks(prepared)
                 item = _Pending(job, grid, size, started, chunks)
                 if tokens is not None and flat:
-                    empty = codec.flat_file(grid, model, chunks)
+                    empty = codec.flat_file(grid, model, chunks, layout)
                     finish(item, empty.data, empty.counts, {})
                     continue
                 if tokens is not None:
                     encoder.add(item, prepared.pixels)
                     continue
-                result = codec.encode(prepared, max_bytes=max_bytes, bpp=bpp, psnr=psnr, quality=quality, model=model)
+                targets = {"max_bytes": max_bytes, "bpp": bpp, "psnr": psnr, "quality": quality}
+                result = codec.encode(prepared, model=model, layout=layout, **targets)
                 finish(item, result.data, result.counts, {} if result.psnr is None else {"psnr": round(result.psnr, 3)})
             except (VtcodecError, OSError) as exc:
                 run.record(job, "error", error=_message(job, exc))
@@ -200,7 +202,7 @@ def decode_many(
     ``decoder`` names the decoder for every file (default: each token space's
     default), or ``realism`` blends the default toward the perceptual one
     (``codec.render``). Tiles of a per-tile decoder share forward passes across
-    files; a grid decoder renders each file on its own.
+    files; a grid decoder renders each file on its own. A cut file is an error (truncated).
     """
     if batch_size < 1 or threads < 1:
         raise UsageError("batch size and jobs must be >= 1")
@@ -209,7 +211,8 @@ def decode_many(
 
     def load(job: Job) -> tuple[codec.DecodedStream, int]:
         data = read_input(job.source)
-        return codec.read_tokens(data, models=models, device=device), len(data)
+        # a cut version 2 file is an error here, not a partial picture: a batch converts whole files
+        return codec.read_tokens(data, models=models, device=device, partial=False), len(data)
 
     with ThreadPoolExecutor(threads) as loaders, ThreadPoolExecutor(threads) as writers:
         writes = _Writes(writers, run)

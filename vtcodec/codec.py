@@ -6,9 +6,12 @@ container) are ``vtcodec.pipeline``; this module chooses what they do.
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -16,11 +19,20 @@ from PIL import Image
 from vtcodec import container, rate
 from vtcodec.decoders import choose
 from vtcodec.decoders.rendering import Decoder
-from vtcodec.errors import InputError, UsageError
+from vtcodec.errors import FormatError, InputError, UnknownModelError, UsageError
 from vtcodec.imageio import Prepared, prepare, with_extras
 from vtcodec.metadata import DEFAULT_METADATA, to_chunks, tone_of
 from vtcodec.metrics import psnr_rgb
-from vtcodec.pipeline import DecodedStream, ModelSpec, TokenImage, pack_tokens, read_tokens, tokenize_pixels
+from vtcodec.pipeline import (
+    DEFAULT_LAYOUT,
+    DecodedStream,
+    Layout,
+    ModelSpec,
+    TokenImage,
+    pack_tokens,
+    read_tokens,
+    tokenize_pixels,
+)
 from vtcodec.tile_grid import TileGrid
 from vtcodec.zoo import LoadedModel, load_model
 
@@ -97,22 +109,26 @@ def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -
     return counts
 
 
-def _empty_file(grid: TileGrid, model: LoadedModel, chunks: Chunks = ()) -> bytes:
+def _empty_file(grid: TileGrid, model: LoadedModel, chunks: Chunks = (), layout: Layout = DEFAULT_LAYOUT) -> bytes:
     """A file with no tokens at all."""
     empty = TokenImage(grid, np.zeros((grid.count, 0), dtype=np.int64))
-    return pack_tokens(empty, np.zeros(grid.count, dtype=np.int64), model, chunks)
+    return pack_tokens(empty, np.zeros(grid.count, dtype=np.int64), model, chunks, layout)
 
 
-def smallest_file_bytes(grid: TileGrid, model: LoadedModel, chunks: Chunks = ()) -> int:
+def smallest_file_bytes(
+    grid: TileGrid, model: LoadedModel, chunks: Chunks = (), layout: Layout = DEFAULT_LAYOUT
+) -> int:
     """Bytes of a file with no tokens at all: the floor of any budget."""
-    return len(_empty_file(grid, model, chunks))
+    return len(_empty_file(grid, model, chunks, layout))
 
 
-def _check_budget(budget: int, grid: TileGrid, model: LoadedModel, chunks: Chunks) -> int:
+def _check_budget(
+    budget: int, grid: TileGrid, model: LoadedModel, chunks: Chunks, layout: Layout = DEFAULT_LAYOUT
+) -> int:
     """The smallest file's bytes; :class:`InputError` if ``budget`` is below them."""
-    floor = smallest_file_bytes(grid, model, chunks)
+    floor = smallest_file_bytes(grid, model, chunks, layout)
     if budget < floor:
-        extra = floor - smallest_file_bytes(grid, model)
+        extra = floor - smallest_file_bytes(grid, model, (), layout)
         why = f", {extra} of them for the colour profile, metadata and alpha" if extra else ""
         raise InputError(f"a budget of {budget} bytes is below the smallest possible file ({floor} bytes{why})")
     return floor
@@ -137,26 +153,49 @@ def fit_bytes(
     decoder: DecoderSpec = None,
     chunks: Chunks = (),
     progress: bool = False,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> EncodeResult:
     """RD-allocated file of at most ``budget`` bytes, ``chunks`` included (``table`` may be reused)."""
-    floor = _check_budget(budget, tokens.grid, model, chunks)
+    floor = _check_budget(budget, tokens.grid, model, chunks, layout)
     table = table if table is not None else rate.measure(pixels, tokens, model, _decoder(model, decoder), progress)
-    overhead = floor + tokens.grid.count + 3  # per-tile counts and a longer payload-length varint
-    target_bits = 8.0 * (budget - overhead)
-    while True:
-        counts = rate.allocate_for_bits(table, max(target_bits, 0.0))
-        data = pack_tokens(tokens, counts, model, chunks)
-        if len(data) <= budget:
-            return EncodeResult(data, counts)
-        target_bits -= 8.0 * (len(data) - budget) + 8.0
+    best = EncodeResult(_empty_file(tokens.grid, model, chunks, layout), np.zeros(tokens.grid.count, dtype=np.int64))
+
+    def attempt(bits: float) -> int:
+        """Pack the allocation for ``bits`` ideal bits; keep it if it is the largest file that fits."""
+        nonlocal best
+        counts = rate.allocate_for_bits(table, max(bits, 0.0))
+        data = pack_tokens(tokens, counts, model, chunks, layout)
+        if len(data) <= budget and len(data) > len(best.data):
+            best = EncodeResult(data, counts)
+        return len(data)
+
+    # A first guess from the smallest file, then steps by the bytes missed, then bisection: the bytes
+    # grow with the bits, but not smoothly (a version 2 layer's framing comes at once).
+    low, high = 0.0, math.inf  # ideal-bit targets whose file fits, and does not
+    bits = 8.0 * (budget - floor - tokens.grid.count - 3)
+    for _ in range(24):
+        size = attempt(bits)
+        if size <= budget:
+            low = max(low, bits)
+            if budget - size <= 1:
+                break
+            bits = bits + 8.0 * (budget - size) if math.isinf(high) else (low + high) / 2
+        else:
+            high = min(high, bits)
+            bits = max(low, bits - 8.0 * (size - budget) - 8.0) if low == 0.0 else (low + high) / 2
+        if high - low < 4.0:
+            break
+    return best
 
 
-def fit_uniform_bytes(tokens: TokenImage, model: LoadedModel, budget: int, chunks: Chunks = ()) -> EncodeResult | None:
+def fit_uniform_bytes(
+    tokens: TokenImage, model: LoadedModel, budget: int, chunks: Chunks = (), layout: Layout = DEFAULT_LAYOUT
+) -> EncodeResult | None:
     """The same token count in every tile, the largest whose file fits ``budget`` (None if none does)."""
     files: dict[int, bytes] = {}
 
     def fits(n: int) -> bool:
-        files[n] = pack_tokens(tokens, np.full(tokens.grid.count, n), model, chunks)
+        files[n] = pack_tokens(tokens, np.full(tokens.grid.count, n), model, chunks, layout)
         return len(files[n]) <= budget
 
     n = rate.largest_passing(0, model.config.max_tokens, fits)
@@ -179,10 +218,11 @@ def _fit_quality(
     decoder: Decoder,
     chunks: Chunks,
     progress: bool = False,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> EncodeResult:
     table = rate.measure(pixels, tokens, model, decoder, progress)
     counts = rate.allocate_for_slope(table, slope_for_quality(quality))
-    return EncodeResult(pack_tokens(tokens, counts, model, chunks), counts)
+    return EncodeResult(pack_tokens(tokens, counts, model, chunks, layout), counts)
 
 
 def _fit_psnr(
@@ -193,6 +233,7 @@ def _fit_psnr(
     decoder: Decoder,
     chunks: Chunks,
     progress: bool = False,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> EncodeResult:
     table = rate.measure(pixels, tokens, model, decoder, progress)
     max_sse = 3 * table.pixels * 255.0**2 / 10 ** (target_db / 10)
@@ -206,10 +247,10 @@ def _fit_psnr(
             break
         quality = achieved(counts)
         if quality >= target_db:
-            return EncodeResult(pack_tokens(tokens, counts, model, chunks), counts, True, quality)
+            return EncodeResult(pack_tokens(tokens, counts, model, chunks, layout), counts, True, quality)
         max_sse *= 0.995  # neighbours at other lengths, float noise between layouts: tighten and retry
     counts = np.full(tokens.grid.count, model.config.max_tokens)
-    return EncodeResult(pack_tokens(tokens, counts, model, chunks), counts, False, achieved(counts))
+    return EncodeResult(pack_tokens(tokens, counts, model, chunks, layout), counts, False, achieved(counts))
 
 
 def encode(
@@ -225,6 +266,7 @@ def encode(
     metadata: str | frozenset[str] = DEFAULT_METADATA,
     alpha: str = "keep",
     progress: bool = False,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> EncodeResult:
     """Encode to one target: ``tokens`` per tile, a byte budget, a bpp budget, a PSNR floor or a quality.
 
@@ -240,7 +282,8 @@ def encode(
     ``metadata`` (``all``, ``none`` or a comma list of ``icc``, ``exif``, ``xmp``) and
     ``alpha`` (``keep``, ``lossless`` or ``drop``) say what travels beside the pixels
     (``vtcodec.imageio.prepare``); budgets count their bytes. ``progress`` shows a bar on stderr,
-    when it is a terminal, while a budget or quality target measures the tiles.
+    when it is a terminal, while a budget or quality target measures the tiles. ``layout`` is the
+    file's format version and, for version 2, its ladder of layers.
     """
     targets = (("tokens", tokens), ("bytes", max_bytes), ("bpp", bpp), ("psnr", psnr), ("quality", quality))
     chosen = [name for name, v in targets if v is not None]
@@ -266,18 +309,19 @@ def encode(
             raise UsageError("bpp must be positive")
         max_bytes = int(bpp * width * height / 8)
     if max_bytes is not None:
-        _check_budget(int(max_bytes), grid, loaded, chunks)
+        _check_budget(int(max_bytes), grid, loaded, chunks, layout)
     if flat:  # every pixel is the tone's colour: no tokens, whatever the target
-        result = flat_file(grid, loaded, chunks)
+        result = flat_file(grid, loaded, chunks, layout)
         return result if psnr is None else replace(result, psnr=math.inf)
     token_image = tokenize(pixels, loaded)
     if counts is not None:
-        return EncodeResult(pack_tokens(token_image, counts, loaded, chunks), counts)
+        return EncodeResult(pack_tokens(token_image, counts, loaded, chunks, layout), counts)
     if max_bytes is not None:
-        return fit_bytes(pixels, token_image, loaded, int(max_bytes), decoder=decoder, chunks=chunks, progress=progress)
+        return fit_bytes(pixels, token_image, loaded, int(max_bytes), None, decoder, chunks, progress, layout)
+    chosen_decoder = _decoder(loaded, decoder)
     if quality is not None:
-        return _fit_quality(pixels, token_image, loaded, float(quality), _decoder(loaded, decoder), chunks, progress)
-    return _fit_psnr(pixels, token_image, loaded, float(psnr), _decoder(loaded, decoder), chunks, progress)
+        return _fit_quality(pixels, token_image, loaded, float(quality), chosen_decoder, chunks, progress, layout)
+    return _fit_psnr(pixels, token_image, loaded, float(psnr), chosen_decoder, chunks, progress, layout)
 
 
 def side_chunks(prepared: Prepared) -> tuple[Chunks, bool]:
@@ -290,9 +334,9 @@ def side_chunks(prepared: Prepared) -> tuple[Chunks, bool]:
     return to_chunks(replace(prepared.extras, tone=tone)), tone is not None and tone.flat
 
 
-def flat_file(grid: TileGrid, model: LoadedModel, chunks: Chunks) -> EncodeResult:
+def flat_file(grid: TileGrid, model: LoadedModel, chunks: Chunks, layout: Layout = DEFAULT_LAYOUT) -> EncodeResult:
     """The file of a flat image: no tokens; its tone chunk holds the colour."""
-    return EncodeResult(_empty_file(grid, model, chunks), np.zeros(grid.count, dtype=np.int64))
+    return EncodeResult(_empty_file(grid, model, chunks, layout), np.zeros(grid.count, dtype=np.int64))
 
 
 def compress(
@@ -307,8 +351,9 @@ def compress(
     decoder: DecoderSpec = None,
     metadata: str | frozenset[str] = DEFAULT_METADATA,
     alpha: str = "keep",
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> bytes:
-    """Encode an image into ``.vtk`` bytes; see :func:`encode` for the targets, metadata and alpha.
+    """Encode an image into ``.vtk`` bytes; see :func:`encode` for the targets, metadata, alpha and layout.
 
     ``tokens`` is tokens per tile (an int, or one per tile); with no target at all
     it is ``DEFAULT_TOKENS`` (or all of a model's tokens if it has fewer).
@@ -324,6 +369,7 @@ def compress(
         decoder=decoder,
         metadata=metadata,
         alpha=alpha,
+        layout=layout,
     ).data
 
 
@@ -365,6 +411,43 @@ def decompress(
     return render(stream, tokens, decoder, realism)  # then choose the decoder and render
 
 
+def decode_progressive(
+    source: bytes | BinaryIO,
+    model: ModelSpec = None,
+    decoder: DecoderSpec = None,
+    chunk_size: int = 4096,
+) -> Iterator[Image.Image]:
+    """A picture after each layer of a version 2 file, as its bytes arrive (a version 1 file, or one
+    with no tokens: one picture).
+
+    ``source`` is the file's bytes or a binary stream read ``chunk_size`` bytes at a time (standard
+    input, a socket's file, an HTTP body): each time more layers are complete, their picture is
+    yielded. A stream that ends early stops after the layers it held; a damaged one raises
+    :class:`vtcodec.FormatError`.
+    """
+    reader = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    data, shown, ended = b"", 0, False
+    while not ended:
+        more = reader.read(chunk_size)
+        ended = not more
+        data += more or b""
+        try:
+            parsed = container.parse(data, partial=True)
+        except FormatError as exc:
+            if ended or not str(exc).startswith("truncated"):
+                raise
+            continue  # the header has not all arrived
+        held = len(parsed.payloads)  # a version 1 file parses only when it is whole
+        if parsed.header.version == 1 or (held == 0 and (parsed.complete or ended)):
+            yield render(read_tokens(data, model), decoder=decoder)
+            return
+        for k in range(shown + 1, held + 1):  # one picture per layer, also when several arrive at once
+            yield render(read_tokens(data[: parsed.layer_offsets[k - 1]], model), decoder=decoder)
+        shown = max(shown, held)
+        if parsed.complete:
+            return
+
+
 def truncate(
     data: bytes,
     *,
@@ -372,6 +455,7 @@ def truncate(
     max_bytes: int | None = None,
     bpp: float | None = None,
     model: ModelSpec = None,
+    cut: bool = False,
 ) -> bytes:
     """A smaller valid file holding a prefix of each tile's tokens; runs no neural network.
 
@@ -379,29 +463,44 @@ def truncate(
     bytes, as in :func:`encode`. ``max_bytes`` caps the longest tiles
     first (the largest cap that fits, then single tokens in stream order while
     they fit): the file stores no distortions, so tiles that the encoder gave few
-    tokens keep them (see format-spec).
+    tokens keep them (see format-spec). The result keeps the file's format version and layers.
+
+    ``cut`` (and any version 2 file whose model is not installed) instead keeps the file's
+    first layers, as many as fit (``tokens``: those that end at N or before), with no model
+    and no entropy coding (:func:`vtcodec.container.cut`).
     """
     if sum(v is not None for v in (tokens, max_bytes, bpp)) != 1:
         raise UsageError("give exactly one of tokens, bytes or bpp")
     if bpp is not None and not bpp > 0:
         raise UsageError("bpp must be positive")
-    stream = read_tokens(data, model)
+    if tokens is not None and tokens < 0:
+        raise UsageError("tokens must be >= 0")
+    parsed = container.parse(data, partial=True)
+    header = parsed.header
     if bpp is not None:
-        max_bytes = int(bpp * stream.header.width * stream.header.height / 8)
-    grid = TileGrid(stream.header.width, stream.header.height, stream.header.tile_size)
-    original = stream.header.token_counts
+        max_bytes = int(bpp * header.width * header.height / 8)
+    if cut:
+        return container.cut_to_fit(parsed, tokens, max_bytes)
+    try:
+        stream = read_tokens(data, model)
+    except UnknownModelError:
+        if header.version != 2:
+            raise
+        return container.cut_to_fit(parsed, tokens, max_bytes)
+    header = stream.header
+    layout = Layout(1) if header.version == 1 else Layout(2, header.layers or DEFAULT_LAYOUT.ladder)
+    grid = TileGrid(header.width, header.height, header.tile_size)
+    original = header.token_counts
     token_image = TokenImage(grid, stream.ids)
-    chunks = stream.header.chunks  # every chunk stays, unknown ones too
+    chunks = header.chunks  # every chunk stays, unknown ones too
     if tokens is not None:
-        if tokens < 0:
-            raise UsageError("tokens must be >= 0")
-        return pack_tokens(token_image, np.minimum(original, tokens), stream.model, chunks)
-    _check_budget(max_bytes, grid, stream.model, chunks)
-    if len(data) <= max_bytes:
+        return pack_tokens(token_image, np.minimum(original, tokens), stream.model, chunks, layout)
+    _check_budget(max_bytes, grid, stream.model, chunks, layout)
+    if len(data) <= max_bytes and parsed.complete:
         return bytes(data)
 
     def size(counts: np.ndarray) -> int:
-        return len(pack_tokens(token_image, counts, stream.model, chunks))
+        return len(pack_tokens(token_image, counts, stream.model, chunks, layout))
 
     # the largest cap that fits (a cap of 0 does: the budget is at least the smallest file)
     lo = rate.largest_passing(0, int(original.max()), lambda cap: size(np.minimum(original, cap)) <= max_bytes)
@@ -411,4 +510,4 @@ def truncate(
         trial[i] += 1
         if size(trial) <= max_bytes:
             counts = trial
-    return pack_tokens(token_image, counts, stream.model, chunks)
+    return pack_tokens(token_image, counts, stream.model, chunks, layout)

@@ -1,23 +1,29 @@
-"""The ``.vtk`` container, version 1 (byte layout in ``format-spec/vtk-v1.md``).
+"""The ``.vtk`` container, versions 1 and 2 (byte layouts in ``format-spec/vtk-v1.md``, ``vtk-v2.md``).
 
 magic "VTK" | version u8 | flags u8 | model id (8 bytes)
 | width varint | height varint | tile_size/16 varint
 | token counts (one varint if uniform, else one per tile)
 | [chunks, if flag bit 3: count varint, then per chunk: tag (4 ASCII bytes) | length varint | data]
-| payload length varint | payload | CRC-32 (u32 LE) of everything before it
+
+then, version 1: payload length varint | payload | CRC-32 (u32 LE) of everything before it;
+version 2: layer count varint | per layer: its end (a token position) varint, its payload's length
+varint | CRC-32 of the header, then per layer: payload | CRC-16 of the payload. The header says
+where every layer ends, so a version 2 file cut after its header holds the layers that are complete
+(:func:`parse` with ``partial``), and damage anywhere is told apart from a cut.
 """
 
 from __future__ import annotations
 
+import binascii
 import enum
 import struct
 import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vtcodec.errors import FormatError
+from vtcodec.errors import FormatError, InputError, UsageError
 from vtcodec.tile_grid import TileGrid
 
 
@@ -30,7 +36,17 @@ class Coder(enum.IntEnum):
 
 
 MAGIC = b"VTK"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what vtcodec writes unless asked for 1
+FORMAT_VERSIONS = (1, 2)  # what it reads
+MAX_LAYERS = 64
+LAYER_CHECK_BYTES = 2
+
+
+def layer_check(payload: bytes) -> int:
+    """A layer's check: CRC-16/XMODEM (polynomial 0x1021, initial 0) of its payload."""
+    return binascii.crc_hqx(payload, 0)
+
+
 MODEL_ID_BYTES = 8
 FLAG_RANGE_CODER = 0x01
 FLAG_UNIFORM_COUNTS = 0x02
@@ -96,8 +112,9 @@ class Header:
     tile_size: int
     token_counts: np.ndarray
     coder: Coder
-    version: int = FORMAT_VERSION
+    version: int = 1
     chunks: tuple[Chunk, ...] = ()  # in file order; tags unique
+    layers: tuple[int, ...] = ()  # version 2: each layer's end, a token position (exclusive), increasing
 
     def chunk(self, tag: bytes) -> bytes | None:
         """The data of the chunk ``tag``, or None."""
@@ -162,8 +179,7 @@ class _Reader:
         raise FormatError("corrupt file: varint too long")
 
 
-def pack(header: Header, payload: bytes) -> bytes:
-    """Serialize a header and payload into a complete ``.vtk`` byte string."""
+def _pack_header(header: Header) -> bytearray:
     if len(header.model_id) != MODEL_ID_BYTES:
         raise ValueError("model id must be 8 bytes")
     counts = np.asarray(header.token_counts, dtype=np.int64)
@@ -175,14 +191,59 @@ def pack(header: Header, payload: bytes) -> bytes:
     if header.tile_size % 16:
         raise ValueError("tile size must be a multiple of 16")
     out = bytearray(MAGIC)
-    out += bytes([FORMAT_VERSION, flags]) + header.model_id
+    out += bytes([header.version, flags]) + header.model_id
     out += write_varint(header.width) + write_varint(header.height) + write_varint(header.tile_size // 16)
     for count in counts[:1] if uniform else counts:
         out += write_varint(int(count))
     if header.chunks:
         out += _pack_chunks(header.chunks)
+    return out
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """Serialize a version 1 header and payload into a complete ``.vtk`` byte string."""
+    if header.version != 1:
+        raise ValueError("pack writes version 1; version 2 is pack_layers")
+    out = _pack_header(header)
     out += write_varint(len(payload)) + payload
     out += struct.pack("<I", zlib.crc32(out))
+    return bytes(out)
+
+
+def layer_ends(counts: np.ndarray, ladder: tuple[int, ...]) -> tuple[int, ...]:
+    """The layers of a file whose tiles hold ``counts`` tokens: the ladder's ends below the
+    longest count, then the longest count (no layer for a file without tokens)."""
+    longest = int(np.max(counts, initial=0))
+    if longest == 0:
+        return ()
+    return (*(end for end in sorted(set(ladder)) if 0 < end < longest), longest)
+
+
+def check_layers(layers: tuple[int, ...], counts: np.ndarray) -> None:
+    """Raise ValueError unless ``layers`` increase from 1 and end at the longest of ``counts``."""
+    if len(layers) > MAX_LAYERS:
+        raise ValueError(f"at most {MAX_LAYERS} layers")
+    starts = (0, *layers[:-1]) if layers else ()
+    if any(end <= start for start, end in zip(starts, layers, strict=True)):
+        raise ValueError("layer ends must increase from 1")
+    if (layers[-1] if layers else 0) != int(np.max(counts, initial=0)):
+        raise ValueError("the last layer must end at the longest token count")
+
+
+def pack_layers(header: Header, payloads: list[bytes] | tuple[bytes, ...]) -> bytes:
+    """Serialize a version 2 header and its layers' payloads into a ``.vtk`` byte string."""
+    if header.version != 2:
+        raise ValueError("pack_layers writes version 2")
+    check_layers(header.layers, header.token_counts)
+    if len(payloads) != len(header.layers):
+        raise ValueError("one payload per layer is required")
+    out = _pack_header(header)
+    out += write_varint(len(header.layers))
+    for end, payload in zip(header.layers, payloads, strict=True):
+        out += write_varint(end) + write_varint(len(payload))
+    out += struct.pack("<I", zlib.crc32(out))
+    for payload in payloads:
+        out += payload + struct.pack("<H", layer_check(payload))
     return bytes(out)
 
 
@@ -218,17 +279,52 @@ def _read_chunks(reader: _Reader) -> tuple[Chunk, ...]:
     return tuple(chunks)
 
 
-def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
-    """Parse and verify a ``.vtk`` byte string; raise :class:`FormatError` on any defect.
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed file: its header and the payloads of its complete layers (version 1: one)."""
 
-    ``max_tokens`` (the model's K), when given, bounds the per-tile counts.
+    header: Header
+    payloads: tuple[bytes, ...]
+    layer_offsets: tuple[int, ...] = ()  # version 2: the byte offset where each layer ends
+
+    @property
+    def complete(self) -> bool:
+        """Whether every layer the header lists is here."""
+        return len(self.payloads) == max(len(self.header.layers), 1 if self.header.version == 1 else 0)
+
+
+def assemble(header: Header, payloads: list[bytes] | tuple[bytes, ...]) -> bytes:
+    """A file of either version from a header and its payloads (version 1: one)."""
+    if header.version == 1:
+        (payload,) = payloads
+        return pack(header, payload)
+    return pack_layers(header, payloads)
+
+
+def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
+    """Parse and verify a complete ``.vtk`` byte string; raise :class:`FormatError` on any defect.
+
+    Returns the header and the payload (version 2: the layers' payloads joined, each a
+    segment of its own; :func:`parse` keeps them apart and reads cut files).
+    """
+    parsed = parse(data, max_tokens)
+    return parsed.header, b"".join(parsed.payloads)
+
+
+def parse(data: bytes, max_tokens: int | None = None, partial: bool = False) -> Parsed:
+    """Parse and verify ``.vtk`` bytes; raise :class:`FormatError` on any defect.
+
+    ``max_tokens`` (the model's K), when given, bounds the per-tile counts. With ``partial``,
+    a version 2 file cut after its header gives the layers that are complete; a damaged
+    complete layer is still corrupt.
     """
     data = bytes(data)
     if len(data) < len(MAGIC) + 2 or data[: len(MAGIC)] != MAGIC:
         raise FormatError("not a .vtk file (bad magic)")
     version = data[len(MAGIC)]
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .vtk format version {version} (this vtcodec reads version {FORMAT_VERSION})")
+    if version not in FORMAT_VERSIONS:
+        known = " and ".join(map(str, FORMAT_VERSIONS))
+        raise FormatError(f"unsupported .vtk format version {version} (this vtcodec reads versions {known})")
     reader = _Reader(data, len(data))
     reader.take(len(MAGIC) + 1)
     flags = reader.take(1)[0]
@@ -256,6 +352,30 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     if max_tokens is not None and counts.size and counts.max() > max_tokens:
         raise FormatError(f"corrupt file: more than {max_tokens} tokens in a tile")
     chunks = _read_chunks(reader) if flags & FLAG_CHUNKS else ()
+    if version == 1:
+        header = Header(model_id, width, height, tile_size, counts, coders[coder_flags], version, chunks)
+        parsed = Parsed(header, (_read_v1_payload(data, reader),))
+    else:
+        pairs = [
+            (reader.varint(MAX_TOKENS), reader.varint(MAX_PAYLOAD_BYTES)) for _ in range(reader.varint(MAX_LAYERS))
+        ]
+        layers, lengths = tuple(end for end, _ in pairs), tuple(length for _, length in pairs)
+        try:
+            check_layers(layers, counts)
+        except ValueError:
+            raise FormatError("corrupt file: bad layer ends") from None
+        (stored_crc,) = struct.unpack("<I", reader.take(4))
+        if zlib.crc32(data[: reader.pos - 4]) != stored_crc:
+            raise FormatError("corrupt (header checksum mismatch)")
+        header = Header(model_id, width, height, tile_size, counts, coders[coder_flags], version, chunks, layers)
+        parsed = _read_layers(data, reader.pos, header, lengths, partial)
+    unknown = [tag.decode() for tag, _ in chunks if is_critical(tag) and tag not in KNOWN_CRITICAL]
+    if unknown:
+        raise FormatError(f"the file needs chunk {unknown[0]!r}, which this vtcodec does not know (a newer version?)")
+    return parsed
+
+
+def _read_v1_payload(data: bytes, reader: _Reader) -> bytes:
     payload_length = reader.varint(MAX_PAYLOAD_BYTES)
     body_end = reader.pos + payload_length
     if body_end + 4 > len(data):
@@ -266,12 +386,63 @@ def unpack(data: bytes, max_tokens: int | None = None) -> tuple[Header, bytes]:
     (stored_crc,) = struct.unpack("<I", data[body_end:])
     if zlib.crc32(data[:body_end]) != stored_crc:
         raise FormatError("corrupt (checksum mismatch)")
-    payload = data[reader.pos : body_end]
-    header = Header(model_id, width, height, tile_size, counts, coders[coder_flags], version, chunks)
-    unknown = [tag.decode() for tag, _ in chunks if is_critical(tag) and tag not in KNOWN_CRITICAL]
-    if unknown:
-        raise FormatError(f"the file needs chunk {unknown[0]!r}, which this vtcodec does not know (a newer version?)")
-    return header, payload
+    return data[reader.pos : body_end]
+
+
+def _read_layers(data: bytes, pos: int, header: Header, lengths: tuple[int, ...], partial: bool) -> Parsed:
+    payloads: list[bytes] = []
+    offsets: list[int] = []
+    for index, length in enumerate(lengths):
+        end = pos + length + LAYER_CHECK_BYTES
+        if end > len(data):
+            if partial:
+                return Parsed(header, tuple(payloads), tuple(offsets))
+            raise FormatError(
+                f"truncated: {len(data)} of {pos + sum(lengths[index:]) + 2 * (len(lengths) - index)} bytes"
+            )
+        payload = data[pos : end - LAYER_CHECK_BYTES]
+        (stored,) = struct.unpack("<H", data[end - LAYER_CHECK_BYTES : end])
+        if layer_check(payload) != stored:
+            raise FormatError(f"corrupt (checksum mismatch in layer {index + 1})")
+        payloads.append(payload)
+        offsets.append(end)
+        pos = end
+    if pos < len(data):
+        extra = len(data) - pos
+        raise FormatError(f"corrupt file: {extra} byte{'s' * (extra > 1)} past its end ({pos} bytes)")
+    return Parsed(header, tuple(payloads), tuple(offsets))
+
+
+def cut(parsed: Parsed, layers: int) -> bytes:
+    """The file of the first ``layers`` complete layers: token counts capped at their end, the
+    layer list shortened, the header's check recomputed, the layers' bytes copied unchanged
+    (no model, no entropy coding). It decodes to the same tokens as the full file's prefix."""
+    header = parsed.header
+    if header.version != 2:
+        raise ValueError("only version 2 files are cut at layers")
+    if not 0 <= layers <= len(parsed.payloads):
+        raise ValueError(f"the file holds {len(parsed.payloads)} complete layers, not {layers}")
+    limit = header.layers[layers - 1] if layers else 0
+    counts = np.minimum(header.token_counts, limit)
+    shorter = replace(header, token_counts=counts, layers=header.layers[:layers])
+    return pack_layers(shorter, parsed.payloads[:layers])
+
+
+def cut_to_fit(parsed: Parsed, tokens: int | None = None, max_bytes: int | None = None) -> bytes:
+    """The file of ``parsed``'s first layers: those that end at ``tokens`` or before, or as many as
+    fit in ``max_bytes`` (:func:`cut`; no model needed)."""
+    if parsed.header.version != 2:
+        raise UsageError("a format version 1 file has no layers to cut at: truncate it without --cut")
+    held = len(parsed.payloads)
+    if tokens is not None:
+        return cut(parsed, sum(end <= tokens for end in parsed.header.layers[:held]))
+    if max_bytes is None:
+        raise UsageError("give tokens or bytes")
+    files = [cut(parsed, k) for k in range(held + 1)]
+    fitting = [f for f in files if len(f) <= max_bytes]
+    if not fitting:
+        raise InputError(f"a budget of {max_bytes} bytes is below the smallest possible file ({len(files[0])} bytes)")
+    return fitting[-1]
 
 
 KNOWN_CRITICAL: frozenset[bytes] = frozenset()  # every chunk this version writes may be skipped

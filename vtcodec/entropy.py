@@ -98,13 +98,19 @@ def encode_range(ids: np.ndarray, counts: np.ndarray, prior: TokenPrior, positio
     return _finish(encoder)
 
 
-def decode_range(data: bytes, counts: np.ndarray, prior: TokenPrior) -> np.ndarray:
-    """Inverse of :func:`encode_range`: a (tiles, max(counts)) array, zero past each count."""
+def decode_range(
+    data: bytes, counts: np.ndarray, prior: TokenPrior, positions: range | None = None, ids: np.ndarray | None = None
+) -> np.ndarray:
+    """Inverse of :func:`encode_range`: a (tiles, max(counts)) array, zero past each count
+    (``positions``: one segment of these positions, written into ``ids`` when given)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.zeros((len(counts), int(counts.max(initial=0))), dtype=np.int64) if ids is None else ids
     decoder = _decoder(data)
-    symbols = np.empty(int(np.sum(counts)), dtype=np.int64)
-    for j, start, stop in _position_runs(counts):
-        symbols[start:stop] = decoder.decode(prior.model(j), stop - start)
-    return _scatter(symbols, counts)
+    for j, _, _ in _position_runs(counts):
+        if positions is None or j in positions:
+            tiles = np.flatnonzero(counts > j)
+            out[tiles, j] = decoder.decode(prior.model(j), len(tiles))
+    return out
 
 
 def encode_context(
@@ -134,14 +140,27 @@ def encode_context(
     return _finish(encoder)
 
 
-def decode_context(data: bytes, counts: np.ndarray, prior: DigitContextPrior) -> np.ndarray:
-    """Inverse of :func:`encode_context`: a (tiles, max(counts)) array, zero past each count."""
+def decode_context(
+    data: bytes,
+    counts: np.ndarray,
+    prior: DigitContextPrior,
+    positions: range | None = None,
+    ids: np.ndarray | None = None,
+) -> np.ndarray:
+    """Inverse of :func:`encode_context`: a (tiles, max(counts)) array, zero past each count.
+
+    ``positions``: one segment of these positions, written into ``ids``, which must already
+    hold the earlier positions (their contexts).
+    """
     counts = np.asarray(counts, dtype=np.int64)
     longest = int(counts.max(initial=0))
     decoder = _decoder(data)
-    ids = np.zeros((len(counts), longest), dtype=np.int64)
+    if ids is None:
+        ids = np.zeros((len(counts), longest), dtype=np.int64)
     basis = np.cumprod([1, *prior.levels[:-1]])
-    for j in range(longest):
+    for j in positions if positions is not None else range(longest):
+        if j >= longest:
+            break
         tiles = np.flatnonzero(counts > j)
         keys = prior.keys(j, prior.neighbour_digits(ids, tiles, j))
         token = np.zeros(len(tiles), dtype=np.int64)
@@ -198,4 +217,82 @@ def decode_stream(
     # tokens writes: the one canonical stream, which is what every encoder writes.
     if canonical != data:
         raise FormatError("corrupt file: payload does not hold its token counts (cut short, extended or damaged)")
+    return ids
+
+
+def layer_ranges(ends: tuple[int, ...]) -> list[range]:
+    """The token positions of each layer: ``ends`` are the layers' exclusive ends, increasing."""
+    if not ends:
+        return []
+    return [range(start, stop) for start, stop in zip((0, *ends[:-1]), ends, strict=True)]
+
+
+def _layer_tokens(ids: np.ndarray, counts: np.ndarray, positions: range) -> np.ndarray:
+    tiles, where = stream_order(counts)
+    keep = (where >= positions.start) & (where < positions.stop)
+    return np.asarray(ids[tiles[keep], where[keep]], dtype=np.int64)
+
+
+def _encode_layer(
+    coder: Coder,
+    ids: np.ndarray,
+    counts: np.ndarray,
+    positions: range,
+    prior: TokenPrior,
+    context: DigitContextPrior | None,
+) -> bytes:
+    if coder == Coder.CONTEXT:
+        return encode_context(ids, counts, context, positions)
+    if coder == Coder.RANGE:
+        return encode_range(ids, counts, prior, positions)
+    return pack_raw(_layer_tokens(ids, counts, positions), prior.codebook_size)
+
+
+def encode_layers(
+    ids: np.ndarray,
+    counts: np.ndarray,
+    ends: tuple[int, ...],
+    prior: TokenPrior,
+    context: DigitContextPrior | None = None,
+) -> tuple[Coder, list[bytes]]:
+    """One payload per layer (format version 2): the tokens at each layer's positions, in stream
+    order, each its own range-coder segment; raw packing instead when that is smaller in all."""
+    counts = np.asarray(counts, dtype=np.int64)
+    ranges = layer_ranges(ends)
+    coder = Coder.CONTEXT if context is not None else Coder.RANGE
+    coded = [_encode_layer(coder, ids, counts, r, prior, context) for r in ranges]
+    raw = [_encode_layer(Coder.RAW, ids, counts, r, prior, context) for r in ranges]
+    return (coder, coded) if sum(map(len, coded)) <= sum(map(len, raw)) else (Coder.RAW, raw)
+
+
+def decode_layers(
+    coder: Coder,
+    payloads: list[bytes] | tuple[bytes, ...],
+    counts: np.ndarray,
+    ends: tuple[int, ...],
+    prior: TokenPrior,
+    context: DigitContextPrior | None = None,
+) -> np.ndarray:
+    """Token ids of the first ``len(payloads)`` layers: a (tiles, max(counts)) array, zero past each
+    count and past the last layer given. Each layer must be the one canonical coding of its tokens."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if coder == Coder.CONTEXT and context is None:
+        raise FormatError("file uses the context coder, but its model has no context prior")
+    ids = np.zeros((len(counts), int(counts.max(initial=0))), dtype=np.int64)
+    for data, positions in zip(payloads, layer_ranges(ends), strict=False):
+        try:
+            if coder == Coder.RAW:
+                tiles, where = stream_order(counts)
+                keep = (where >= positions.start) & (where < positions.stop)
+                ids[tiles[keep], where[keep]] = unpack_raw(data, int(keep.sum()), prior.codebook_size)
+            elif coder == Coder.CONTEXT:
+                decode_context(data, counts, context, positions, ids)
+            else:
+                decode_range(data, counts, prior, positions, ids)
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            raise FormatError(f"corrupt file: range decoding failed ({exc})") from None
+        if ids.size and ids.max() >= prior.codebook_size:
+            raise FormatError("corrupt file: token out of range")
+        if coder != Coder.RAW and _encode_layer(coder, ids, counts, positions, prior, context) != data:
+            raise FormatError("corrupt file: a layer does not hold its tokens (cut short, extended or damaged)")
     return ids

@@ -9,7 +9,7 @@ public API on top: targets, rate control, decoders by name.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ import torch
 
 from vtcodec import container, entropy
 from vtcodec.decoders.rendering import Decoder
-from vtcodec.errors import InputError, UnknownModelError
+from vtcodec.errors import InputError, UnknownModelError, UsageError
 from vtcodec.metadata import Extras, from_chunks
 from vtcodec.tile_grid import TileGrid
 from vtcodec.tiling import TILE_BATCH, iter_tile_batches, place_tiles
@@ -73,12 +73,55 @@ def tokenize_pixels(pixels: np.ndarray, model: LoadedModel) -> TokenImage:
     return TokenImage(grid, torch.cat(chunks).numpy().astype(np.int64))
 
 
-def pack_tokens(tokens: TokenImage, counts: np.ndarray, model: LoadedModel, chunks: Chunks = ()) -> bytes:
+DEFAULT_LADDER = (4, 8, 16, 32, 64, 128, 256, 512)  # layer ends of version 2 files (format-spec/vtk-v2.md)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a file lays out its tokens: format version 2 with layers that end at the ``ladder``'s
+    token positions (any cut after the header decodes), or version 1 (one payload)."""
+
+    version: int = container.FORMAT_VERSION
+    ladder: tuple[int, ...] = DEFAULT_LADDER
+
+    def __post_init__(self) -> None:
+        if self.version not in container.FORMAT_VERSIONS:
+            raise UsageError(f"vtcodec writes format versions 1 and 2, not {self.version}")
+        if not self.ladder or min(self.ladder) < 1 or len(set(self.ladder)) > container.MAX_LAYERS - 1:
+            raise UsageError(f"layers are 1 to {container.MAX_LAYERS - 1} token positions, each at least 1")
+
+
+DEFAULT_LAYOUT = Layout()
+
+
+def pack_tokens(
+    tokens: TokenImage, counts: np.ndarray, model: LoadedModel, chunks: Chunks = (), layout: Layout = DEFAULT_LAYOUT
+) -> bytes:
     """Entropy-code the first ``counts[i]`` tokens of each tile into a ``.vtk`` byte string with ``chunks``."""
-    coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior, model.context)
     g = tokens.grid
-    header = container.Header(model.model_id, g.width, g.height, g.tile, counts, coder, chunks=tuple(chunks))
-    return container.pack(header, payload)
+    counts = np.asarray(counts, dtype=np.int64)
+    version = layout.version
+    header = container.Header(model.model_id, g.width, g.height, g.tile, counts, container.Coder.RAW, version, chunks)
+    if version == 1:
+        coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior, model.context)
+        return container.pack(replace(header, coder=coder), payload)
+    ends = container.layer_ends(counts, layout.ladder)
+    coder, payloads = entropy.encode_layers(tokens.ids, counts, ends, model.prior, model.context)
+    return container.pack_layers(replace(header, coder=coder, layers=ends), payloads)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What a cut file holds: ``layers`` of ``of_layers`` layers, ``tokens`` of ``of_tokens`` tokens per tile."""
+
+    layers: int
+    of_layers: int
+    tokens: int
+    of_tokens: int
+
+    def __str__(self) -> str:
+        held = f"{self.layers} of {self.of_layers} layers"
+        return f"partial file: {held}, {self.tokens} of {self.of_tokens} tokens per tile"
 
 
 @dataclass(frozen=True)
@@ -89,17 +132,25 @@ class DecodedStream:
     ids: np.ndarray  # (tiles, max count), zero past each tile's count
     model: LoadedModel
     extras: Extras = field(default_factory=Extras)  # colour profile, metadata and alpha from the file's chunks
+    cut: Cut | None = None  # a version 2 file cut short: what it held (its header's counts are capped to it)
 
 
 def read_tokens(
-    data: bytes, model: ModelSpec = None, models: list[str | Path] | None = None, device: str | torch.device = "cpu"
+    data: bytes,
+    model: ModelSpec = None,
+    models: list[str | Path] | None = None,
+    device: str | torch.device = "cpu",
+    partial: bool = True,
 ) -> DecodedStream:
     """Parse, verify and entropy-decode ``.vtk`` bytes (no neural network runs).
 
     Without a loaded ``model``, the file's model is looked up among ``model``,
     ``models``, registered paths and the shipped weights, and put on ``device``.
+    A version 2 file cut short gives the tokens of its complete layers (``cut`` says how
+    many), unless ``partial`` is False.
     """
-    header, payload = container.unpack(data)
+    parsed = container.parse(data, partial=partial)
+    header = parsed.header
     if isinstance(model, LoadedModel):
         loaded = model
     else:
@@ -112,8 +163,18 @@ def read_tokens(
     if header.token_counts.size and header.token_counts.max() > loaded.config.max_tokens:
         raise container.FormatError("corrupt file: more tokens per tile than the model has")
     extras = from_chunks(header.chunks, header.width, header.height)
-    ids = entropy.decode_stream(header.coder, payload, header.token_counts, loaded.prior, loaded.context)
-    return DecodedStream(header, ids, loaded, extras)
+    if header.version == 1:
+        ids = entropy.decode_stream(header.coder, parsed.payloads[0], header.token_counts, loaded.prior, loaded.context)
+        return DecodedStream(header, ids, loaded, extras)
+    counts = header.token_counts
+    ids = entropy.decode_layers(header.coder, parsed.payloads, counts, header.layers, loaded.prior, loaded.context)
+    if parsed.complete:
+        return DecodedStream(header, ids, loaded, extras)
+    held = len(parsed.payloads)
+    limit = header.layers[held - 1] if held else 0
+    cut = Cut(held, len(header.layers), limit, header.layers[-1])
+    capped = replace(header, token_counts=np.minimum(counts, limit), layers=header.layers[:held])
+    return DecodedStream(capped, ids[:, :limit], loaded, extras, cut)
 
 
 class TileEncoder:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -63,6 +65,40 @@ FrameOption = Annotated[
     Optional[int],
     typer.Option(
         "--frame", metavar="N", callback=at_least(0), help="The frame to code from an animated or multi-page file."
+    ),
+]
+
+
+def _ladder(value: Optional[str]) -> Optional[tuple[int, ...]]:
+    """``--layers``: comma-separated token positions, each at least 1 (else a usage error)."""
+    if value is None:
+        return None
+    try:
+        ends = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"a comma-separated list of token counts, not {value!r}") from None
+    if not ends or min(ends) < 1 or len(set(ends)) > 63:
+        raise typer.BadParameter(f"1 to 63 token counts, each 1 or more, not {value!r}")
+    return ends
+
+
+FormatVersionOption = Annotated[
+    int,
+    typer.Option(
+        "--format-version",
+        metavar="1|2",
+        callback=between(1, 2),
+        help="The .vtk format: 2 keeps the tokens in layers, so that any cut of the file after its header "
+        "decodes; 1 is one payload, for readers older than vtcodec 0.5.",
+    ),
+]
+LayersOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--layers",
+        metavar="LIST",
+        callback=_ladder,
+        help="Where version 2 layers end, in tokens per tile [default: 4,8,16,32,64,128,256,512].",
     ),
 ]
 
@@ -132,6 +168,8 @@ def encode(
     force_name: Annotated[
         bool, typer.Option("--force-name", help="Write the .vtk file under -o's name even if it is not .vtk.")
     ] = False,
+    format_version: FormatVersionOption = 2,
+    layers: LayersOption = None,
 ) -> None:
     """Compress images into .vtk files (one target: --quality, --tokens, --bytes, --bpp or --psnr).
 
@@ -150,8 +188,12 @@ def encode(
       cat photo.png | vtcodec encode - -o - > photo.vtk
     """
     from vtcodec import batch  # torch: imported when a command runs, not for --help (start-up time)
+    from vtcodec.pipeline import DEFAULT_LADDER, Layout
     from vtcodec.zoo import load_model  # torch (start-up time)
 
+    if layers is not None and format_version == 1:
+        raise UsageError("--layers needs format version 2")
+    layout = Layout(format_version, layers or DEFAULT_LADDER)
     set_pixel_limit(max_pixels)
     set_verbose(verbose)
     single = images == [STDIO] or not is_batch(images, output, manifest)
@@ -177,10 +219,12 @@ def encode(
             quiet=quiet,
             metadata=keep_metadata,
             alpha=alpha,
+            layout=layout,
         )
         report(summary, rank, world)
         return
     target = {"tokens": tokens, "max_bytes": max_bytes, "bpp": bpp, "psnr": psnr, "quality": quality}
+    target["layout"] = layout
     _encode_file(images[0], output, force, frame, keep_metadata, alpha, loaded, target, progress=not quiet)
 
 
@@ -306,6 +350,20 @@ def decode(
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
     max_pixels: MaxPixelsOption = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Refuse a version 2 file that was cut short, instead of decoding its complete layers."
+        ),
+    ] = False,
+    progressive_out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--progressive-out",
+            metavar="DIR",
+            help="Also write a picture after each layer as the file is read (DIR/NAME.layer-K.png); one file only.",
+        ),
+    ] = None,
 ) -> None:
     """Decompress .vtk files into images (format from the output suffix).
 
@@ -358,12 +416,46 @@ def decode(
     if str(output) != STDIO:
         check_writable(output, force)
     with naming(file):
-        data = sys.stdin.buffer.read() if files[0] == STDIO else read_input(file)
-        stream = codec.read_tokens(data, models=[model] if model else [], device=target)
+        if progressive_out is not None:
+            stem = Path(output.name).stem if files[0] == STDIO and str(output) != STDIO else Path(file.name).stem
+            data = _decode_layers_to(progressive_out, stem, file, files[0] == STDIO, model, decoder, force)
+        else:
+            data = sys.stdin.buffer.read() if files[0] == STDIO else read_input(file)
+        stream = codec.read_tokens(data, models=[model] if model else [], device=target, partial=not strict)
         image = codec.render(stream, tokens, decoder, realism)
+    if stream.cut is not None:
+        typer.echo(f"{file}: {stream.cut}", err=True)
     fmt_path = Path("stdout" + suffix) if str(output) == STDIO else output
     where = _write(output, image_file_bytes(image, fmt_path), force)
     typer.echo(f"{where}: {image.width}x{image.height}" + (", with alpha" if image.mode == "RGBA" else ""), err=True)
+
+
+def _decode_layers_to(
+    folder: Path, stem: str, file: Path, stdin: bool, model: Optional[Path], decoder: Optional[str], force: bool
+) -> bytes:
+    """Read ``file`` (or standard input) as it arrives, writing a picture after each complete layer into
+    ``folder`` as ``STEM.layer-K.png``; returns the bytes read."""
+    from vtcodec import codec  # torch (start-up time)
+
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+    received = bytearray()
+
+    class Recording(io.RawIOBase):  # the stream, with a copy of what was read
+        def __init__(self, raw) -> None:
+            self.raw = raw
+
+        def read(self, size: int = -1) -> bytes:
+            chunk = self.raw.read(size)
+            received.extend(chunk or b"")
+            return chunk
+
+    with open(file, "rb") if not stdin else nullcontext(sys.stdin.buffer) as raw:
+        for k, picture in enumerate(codec.decode_progressive(Recording(raw), model, decoder), start=1):
+            out = folder / f"{stem}.layer-{k}.png"
+            write_atomic(out, image_file_bytes(picture, out), force=force)
+            typer.echo(f"{out}: layer {k}", err=True)
+    return bytes(received)
 
 
 @command()
@@ -379,7 +471,8 @@ def info(
     add_model_dirs(model_dir)
     data = read_input(file)
     with naming(file):
-        header, _ = container.unpack(data)
+        parsed = container.parse(data, partial=True)
+        header = parsed.header
         tone = read_tone(header.chunks)
     try:
         found = registry.find_model_file(header.model_id, [model] if model else [])  # the header only: no torch
@@ -403,6 +496,11 @@ def info(
         "decoders": decoders,
         "decoders_not_installed": missing,
         "format_version": header.version,
+        "layers": [
+            {"tokens": end, "ends_at_byte": at} for end, at in zip(header.layers, parsed.layer_offsets, strict=False)
+        ],
+        "layers_in_header": len(header.layers),
+        "complete": parsed.complete,
         "chunks": _chunk_records(header),
         "tone": None if tone is None else {"grey": tone.grey, "flat": tone.flat, "mean": list(tone.mean)},
     }
@@ -416,6 +514,15 @@ def info(
         f"{header.grid[0]}x{header.grid[1]} tiles of {header.tile_size}, {tokens} tokens/tile, "
         f"coder {record['coder']}, model {record['model_id']}, format v{header.version}"
     )
+    if header.layers:
+        held = len(parsed.payloads)
+        ends = " ".join(f"{end}@{at}" for end, at in zip(header.layers, parsed.layer_offsets, strict=False))
+        typer.echo(f"layers (tokens per tile @ the byte where each ends; cut there to serve fewer bytes): {ends}")
+        if not parsed.complete:
+            end = header.layers[held - 1] if held else 0
+            typer.echo(
+                f"partial file: {held} of {len(header.layers)} layers, {end} of {header.layers[-1]} tokens per tile"
+            )
     if decoders:
         typer.echo(f"decoders: {decoders[0]} (default)" + "".join(f", {name}" for name in decoders[1:]))
     if missing:
@@ -465,14 +572,37 @@ def truncate(
     model: ModelOption = None,
     model_dir: ModelDirOption = None,
     max_pixels: MaxPixelsOption = None,
+    cut: Annotated[
+        bool,
+        typer.Option(
+            "--cut",
+            help="Keep whole layers of a version 2 file, as many as fit: no model, no entropy coding "
+            "(also what happens when the file's model is not installed).",
+        ),
+    ] = False,
 ) -> None:
-    """Write a smaller .vtk holding a prefix of each tile's tokens (no re-encoding, no network)."""
+    """Write a smaller .vtk holding a prefix of each tile's tokens (no re-encoding, no network).
+
+    \b
+    Examples:
+      vtcodec truncate photo.vtk --bytes 1000 -o small.vtk   the best prefix in 1000 bytes
+      vtcodec truncate photo.vtk --bytes 1000 --cut -o s.vtk  whole layers only, without the model
+    """
     set_pixel_limit(max_pixels)
     add_model_dirs(model_dir)
     check_writable(output, force)
-    from vtcodec import codec  # torch (start-up time)
-
+    if sum(v is not None for v in (tokens, max_bytes, bpp)) != 1:
+        raise UsageError("give exactly one of --tokens, --bytes or --bpp")
     with naming(file):
-        data = codec.truncate(read_input(file), tokens=tokens, max_bytes=max_bytes, bpp=bpp, model=model)
+        data = read_input(file)
+        if cut:  # the container alone: no torch, no model
+            parsed = container.parse(data, partial=True)
+            if bpp is not None:
+                max_bytes = int(bpp * parsed.header.width * parsed.header.height / 8)
+            data = container.cut_to_fit(parsed, tokens, max_bytes)
+        else:
+            from vtcodec import codec  # torch (start-up time)
+
+            data = codec.truncate(data, tokens=tokens, max_bytes=max_bytes, bpp=bpp, model=model)
     write_atomic(output, data, force=force)
     typer.echo(f"{output}: {len(data)} bytes", err=True)

@@ -239,7 +239,7 @@ class VtkFolder(_TokenDataset):
     def _sample(self, i: int) -> dict:
         path = self.files[i]
         try:
-            stream = read_tokens(path.read_bytes(), models=self.models)
+            stream = read_tokens(path.read_bytes(), models=self.models, partial=False)  # cut files are corrupt here
         except (OSError, FormatError) as exc:
             raise CorruptSample(f"{path}: {exc}") from None
         h = stream.header

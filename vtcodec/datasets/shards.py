@@ -90,7 +90,7 @@ def sample_tokens(
     """(token image, counts, model id, tone) of a ``.vtk`` file (entropy decoding only) or an image
     (encoded as ``vtcodec encode`` would: a flat image gets no tokens)."""
     if source.suffix.lower() == VTK_SUFFIX:
-        stream = codec.read_tokens(read_input(source), model)
+        stream = codec.read_tokens(read_input(source), model, partial=False)
         header = stream.header
         grid = TileGrid(header.width, header.height, header.tile_size)
         counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)

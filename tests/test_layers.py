@@ -11,6 +11,8 @@ from vtcodec.errors import FormatError, UsageError
 from vtcodec.pipeline import Layout, TokenImage, pack_tokens, read_tokens
 from vtcodec.tile_grid import TileGrid
 
+from .conftest import SHARED
+
 MODEL_ID = bytes(range(8))
 
 
@@ -181,3 +183,29 @@ def test_decode_progressive_gives_a_picture_per_layer_as_the_bytes_arrive(
     )
     assert code == 0, err
     assert sorted(p.name for p in steps.iterdir()) == [f"p.layer-{k}.png" for k in (1, 2, 3, 4)]
+
+
+@pytest.mark.skipif(not (SHARED / "kodak").is_dir(), reason="the shared Kodak images are not here")
+def test_kodak_files_cut_at_random_offsets_give_their_complete_layers():
+    import vtcodec
+    from vtcodec.imageio import open_image
+
+    model = vtcodec.load_model()
+    rng = np.random.default_rng(42)
+    for name in ("kodim01.png", "kodim23.png"):
+        tokens = vtcodec.tokenize(open_image(SHARED / "kodak" / name), model)
+        counts = rng.integers(0, 97, tokens.grid.count)  # an RD-like mix of counts
+        data = pack_tokens(tokens, counts, model)
+        full = read_tokens(data, model)
+        offsets = parse(data).layer_offsets
+        for offset in rng.integers(offsets[0] - 10, len(data), 25):
+            try:
+                part = read_tokens(data[:offset], model)
+            except FormatError as exc:
+                assert offset < offsets[0] and "truncated" in str(exc)
+                continue
+            held = sum(end <= offset for end in offsets)
+            assert part.cut is not None and part.cut.layers == held
+            limit = part.cut.tokens
+            assert (part.header.token_counts == np.minimum(counts, limit)).all()
+            assert (part.ids == full.ids[:, :limit]).all()

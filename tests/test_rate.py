@@ -5,11 +5,12 @@ import itertools
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 import vtcodec
+from vtcodec import container
 from vtcodec.codec import side_chunks, smallest_file_bytes, tokenize
-from vtcodec.errors import InputError
+from vtcodec.errors import FormatError, InputError
 from vtcodec.imageio import prepare
 from vtcodec.pipeline import Layout, read_tokens
 from vtcodec.tile_grid import TileGrid
@@ -135,6 +136,18 @@ def test_pillow_plugin_round_trip(tiny_model, tiny_model_path, tmp_path, monkeyp
     opened = Image.open(path)
     assert opened.mode == "RGBA" and opened.info["xmp"] == cut.info["xmp"]
     assert np.abs(np.asarray(opened)[..., 3].astype(int) - np.asarray(cut)[..., 3]).max() <= 2
+    # format version and layers through the plugin; a cut file opens only as Pillow allows truncated images
+    image.save(path, tokens=6, model=tiny_model_path, format_version=1)
+    assert path.read_bytes()[3] == 1
+    image.save(path, tokens=6, model=tiny_model_path, layers=(2, 4))
+    data = path.read_bytes()
+    path.write_bytes(data[: container.parse(data).layer_offsets[1] + 1])
+    with pytest.raises(FormatError, match="truncated"):
+        Image.open(path)
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    opened = Image.open(path)
+    assert opened.info["partial_layers"] == (2, 3) and opened.size == (50, 30)
+    assert np.array_equal(np.asarray(opened), np.asarray(vtcodec.decompress(data, 4, model=tiny_model)))
 
 
 def test_tokenize_is_the_prefix_source(tiny_model):

@@ -32,7 +32,9 @@ class VtkImageFile(ImageFile.ImageFile):
 
     def _open(self) -> None:
         data = self.fp.read()
-        header, _ = container.unpack(data)  # verifies magic, version, lengths and CRC
+        # verifies magic, version, lengths and checks; a cut version 2 file only as Pillow allows truncated images
+        parsed = container.parse(data, partial=ImageFile.LOAD_TRUNCATED_IMAGES)
+        header = parsed.header
         extras = from_chunks(header.chunks, header.width, header.height)
         self._vtk_data: bytes | None = data
         self._size = (header.width, header.height)
@@ -40,6 +42,8 @@ class VtkImageFile(ImageFile.ImageFile):
         self._mode = ("L" if grey else "RGB") + ("" if extras.alpha is None else "A")
         self.info["tokens_per_tile"] = header.token_counts.tolist()
         self.info["model_id"] = header.model_id.hex()
+        if not parsed.complete:
+            self.info["partial_layers"] = (len(parsed.payloads), len(header.layers))
         for key, value in (("icc_profile", extras.icc), ("xmp", extras.xmp)):
             if value:
                 self.info[key] = value
@@ -60,8 +64,10 @@ class VtkImageFile(ImageFile.ImageFile):
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     from vtcodec.codec import compress  # torch: only when saving (start-up time of `import vtcodec`)
+    from vtcodec.pipeline import DEFAULT_LADDER, Layout
 
     info = im.encoderinfo
+    layout = Layout(info.get("format_version", container.FORMAT_VERSION), tuple(info.get("layers", DEFAULT_LADDER)))
     data = compress(
         im,
         info.get("tokens"),
@@ -72,6 +78,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         model=info.get("model"),
         metadata=info.get("metadata", DEFAULT_METADATA),
         alpha=info.get("alpha", "keep"),
+        layout=layout,
     )
     fp.write(data)
 

@@ -39,14 +39,7 @@ MAGIC = b"VTK"
 FORMAT_VERSION = 2  # what vtcodec writes unless asked for 1
 FORMAT_VERSIONS = (1, 2)  # what it reads
 MAX_LAYERS = 64
-LAYER_CHECK_BYTES = 2
-
-
-def layer_check(payload: bytes) -> int:
-    """A layer's check: CRC-16/XMODEM (polynomial 0x1021, initial 0) of its payload."""
-    return binascii.crc_hqx(payload, 0)
-
-
+LAYER_CHECK_BYTES = 2  # a CRC-16 after each version 2 layer
 MODEL_ID_BYTES = 8
 FLAG_RANGE_CODER = 0x01
 FLAG_UNIFORM_COUNTS = 0x02
@@ -68,6 +61,11 @@ TAG_BYTES = 4
 _TAG_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
 
 Chunk = tuple[bytes, bytes]  # (tag, data)
+
+
+def layer_check(payload: bytes) -> int:
+    """A layer's check: CRC-16/XMODEM (polynomial 0x1021, initial 0) of its payload."""
+    return binascii.crc_hqx(payload, 0)
 
 
 def is_critical(tag: bytes) -> bool:

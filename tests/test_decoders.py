@@ -88,14 +88,17 @@ def test_windowed_decode_equals_the_whole_image_decode(tiny_model, trained_looki
 
 def test_grid_from_splits_the_decoder_between_tiles_and_grid(tiny_model, trained_looking):
     image, counts = _tokens(tiny_model, 32 * 5, 32 * 4)
-    tiled = Decoder("tiled", tiny_model.model_id, trained_looking, "tile").render(image.ids, counts, image.grid)
+    exact = {"precision": "float32"}  # the same arithmetic on both paths (bfloat16 rounds by batch shape)
+    tiled = Decoder("tiled", tiny_model.model_id, trained_looking, "tile", **exact).render(
+        image.ids, counts, image.grid
+    )
     layers = len(trained_looking.decoder)
-    last = Decoder("g", tiny_model.model_id, trained_looking, "grid", grid_from=layers)
+    last = Decoder("g", tiny_model.model_id, trained_looking, "grid", grid_from=layers, **exact)
     assert np.array_equal(last.render(image.ids, counts, image.grid), tiled)  # nothing sees the grid: tiled
     assert receptive_radius(trained_looking, layers) == 0
     # the later the grid starts, the less far a tile reaches: 122 px from the token maps on, 58 from layer 2
     assert [receptive_radius(trained_looking, g) for g in (0, 1, 2)] == [122, 90, 58]
-    split = Decoder("g", tiny_model.model_id, trained_looking, "grid", grid_from=2)
+    split = Decoder("g", tiny_model.model_id, trained_looking, "grid", grid_from=2, **exact)
     assert not np.array_equal(split.render(image.ids, counts, image.grid), tiled)
 
 
@@ -495,3 +498,17 @@ def test_a_joint_run_with_a_rate_term_logs_bits_and_needs_the_encoder(cli_run, t
     config.write_text(json.dumps({"decoder_train": {**spec, "train_encoder": False}}))
     code, _, err = cli_run(*args, "--steps", "1")
     assert code == 1 and "rate_weight needs" in err
+
+
+def test_bfloat16_decoding_changes_pixels_by_little(tiny_model, trained_looking):
+    image, counts = _tokens(tiny_model, 32 * 5, 32 * 4)
+    pictures = {
+        precision: Decoder("g", tiny_model.model_id, trained_looking, "grid", grid_from=2, precision=precision)
+        .render(image.ids, counts, image.grid)
+        .astype(int)
+        for precision in ("float32", "bfloat16")
+    }
+    assert np.abs(pictures["float32"] - pictures["bfloat16"]).max() <= 8  # a random network: tolerant
+    with pytest.raises(ValueError, match="precision"):
+        with Decoder("g", tiny_model.model_id, trained_looking, "grid", precision="fp8").autocast():
+            pass

@@ -21,7 +21,7 @@ from vtcodec.errors import InputError, UnknownModelError, UsageError
 from vtcodec.metadata import Extras, from_chunks
 from vtcodec.tile_grid import TileGrid
 from vtcodec.tiling import TILE_BATCH, iter_tile_batches, place_tiles
-from vtcodec.zoo import LoadedModel, autocast, find_model
+from vtcodec.zoo import LoadedModel, find_model
 
 Chunks = tuple[container.Chunk, ...]
 ModelSpec = LoadedModel | str | Path | None  # a loaded model, a model file, or None: the file's own
@@ -256,7 +256,7 @@ class TileRenderer:
             row += len(part)
         lengths = torch.from_numpy(np.concatenate([n for *_, n in self._queue]).astype(np.int64))
         device = self.decoder.device
-        with autocast(device):
+        with self.decoder.autocast():
             tiles = self.decoder.network.decode(torch.from_numpy(ids).to(device), lengths.to(device))
         row = 0
         for key, first, part, _ in self._queue:

@@ -66,17 +66,21 @@ def test_no_import_cycles():
     }  # nor torch, through tiling
 
 
-def test_help_info_and_import_load_no_torch():
-    """`import vtcodec`, `vtcodec --help` and `vtcodec info` start without torch (start-up time)."""
+def test_help_info_cut_and_import_load_no_torch(tmp_path):
+    """`import vtcodec`, `vtcodec --help`, `vtcodec info` and `vtcodec truncate --cut` start without torch
+    (start-up time; a server cuts files without the model)."""
     import subprocess
     import sys
 
     sample = PACKAGE.parent / "samples" / "parrots-t16.vtk"
+    layered = PACKAGE.parent / "samples" / "parrots-t64-layered.vtk"
+    cut = ["'vtcodec', 'truncate', sys.argv[2], '--cut', '--bytes', '200', '-o', sys.argv[3]"]
     script = (
         "import sys\n"
         "import vtcodec\n"
         "from vtcodec.cli import main\n"
-        "for argv in (['vtcodec', '--help'], ['vtcodec', 'info', sys.argv[1]], ['vtcodec', 'encode', '--help']):\n"
+        "for argv in (['vtcodec', '--help'], ['vtcodec', 'info', sys.argv[1]], ['vtcodec', 'encode', '--help'],\n"
+        f"             [{cut[0]}]):\n"
         "    sys.argv = argv\n"
         "    try:\n"
         "        main()\n"
@@ -86,9 +90,11 @@ def test_help_info_and_import_load_no_torch():
         "vtcodec.compress  # the API is still there, on first use\n"
         "assert 'torch' in sys.modules\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(sample)], capture_output=True, text=True, timeout=120)
+    args = [sys.executable, "-c", script, str(sample), str(layered), str(tmp_path / "cut.vtk")]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "decoders: attention (default)" in done.stdout
+    assert 0 < (tmp_path / "cut.vtk").stat().st_size <= 200
 
 
 def test_no_import_cycles_counting_lazy_and_type_checking_imports():

@@ -131,3 +131,19 @@ def test_golden_files_decode_with_every_decoder_of_their_model(stem):
             continue  # a decoder that is not installed here (legacy ones live in models/)
         image = render(stream, decoder=name)
         assert image.size == (record["width"], record["height"])
+
+
+def test_a_layered_golden_cut_at_every_byte_gives_its_complete_layers_or_says_truncated():
+    record, data = load(SAMPLES / "parrots-t64-layered")
+    full = read_tokens(data)
+    offsets = container.parse(data).layer_offsets
+    for offset in range(len(data)):
+        try:
+            part = read_tokens(data[:offset])
+        except container.FormatError as exc:
+            assert offset < offsets[0] and ("truncated" in str(exc) or "magic" in str(exc))
+            continue
+        held = sum(end <= offset for end in offsets)
+        limit = record["layers"][held - 1] if held else 0
+        assert part.cut.layers == held and part.ids.shape[1] == limit
+        assert (part.ids == full.ids[:, :limit]).all()

@@ -1,7 +1,7 @@
 """Rate-quality of a vtcodec model on a folder of images (Kodak by default).
 
     python benchmarks/kodak_eval.py [--images ../shared/data/kodak] [--tokens 16 32 64 128 256] [--model PATH]
-        [--decoder NAME_OR_FILE]
+        [--decoder NAME_OR_FILE] [--format-version 1] [--precision float32]
 
 Prints, per token setting: mean bpp from whole-file bytes, mean PSNR-RGB (uint8),
 mean MS-SSIM (if pytorch-msssim is installed), bits per token against raw log2(V),
@@ -12,6 +12,7 @@ and encode / decode ms per image. Writes --json if given. Images are scored as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -23,8 +24,9 @@ import torch
 import vtcodec
 from vtcodec.bench import Metrics
 from vtcodec.codec import render, tokenize
+from vtcodec.decoders import load_decoder
 from vtcodec.imageio import open_image
-from vtcodec.pipeline import pack_tokens, read_tokens
+from vtcodec.pipeline import Layout, pack_tokens, read_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,9 +39,14 @@ def main() -> None:
     parser.add_argument("--decoder", default=None, help="a decoder of the model, by name or file [its default]")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--json", default=None, help="write the table here")
+    parser.add_argument(
+        "--format-version", type=int, default=1, choices=[1, 2], help="1 (one payload) keeps tables comparable [1]"
+    )
+    parser.add_argument("--precision", default="float32", choices=["auto", "float32", "bfloat16"])
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = vtcodec.load_model(args.model)
+    decoder = dataclasses.replace(load_decoder(model, args.decoder), precision=args.precision)
     files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     files = files[: args.limit] if args.limit else files
     if not files:
@@ -56,9 +63,9 @@ def main() -> None:
             pixels = np.asarray(image)
             t0 = time.perf_counter()
             tokens = tokenize(image, model)
-            data = pack_tokens(tokens, np.full(tokens.grid.count, n), model)
+            data = pack_tokens(tokens, np.full(tokens.grid.count, n), model, layout=Layout(args.format_version))
             t1 = time.perf_counter()
-            decoded = np.asarray(render(read_tokens(data, model), decoder=args.decoder))
+            decoded = np.asarray(render(read_tokens(data, model), decoder=decoder))
             t2 = time.perf_counter()
             stats["bpp"].append(8 * len(data) / (image.width * image.height))
             scores = metrics(pixels, decoded)

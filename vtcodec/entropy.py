@@ -106,7 +106,7 @@ def decode_range(
     counts = np.asarray(counts, dtype=np.int64)
     out = np.zeros((len(counts), int(counts.max(initial=0))), dtype=np.int64) if ids is None else ids
     decoder = _decoder(data)
-    for j, _, _ in _position_runs(counts):
+    for j in range(out.shape[1]):
         if positions is None or j in positions:
             tiles = np.flatnonzero(counts > j)
             out[tiles, j] = decoder.decode(prior.model(j), len(tiles))
@@ -227,10 +227,11 @@ def layer_ranges(ends: tuple[int, ...]) -> list[range]:
     return [range(start, stop) for start, stop in zip((0, *ends[:-1]), ends, strict=True)]
 
 
-def _layer_tokens(ids: np.ndarray, counts: np.ndarray, positions: range) -> np.ndarray:
+def _layer_order(counts: np.ndarray, positions: range) -> tuple[np.ndarray, np.ndarray]:
+    """(tile, position) of every token of one layer, in stream order (:func:`stream_order`)."""
     tiles, where = stream_order(counts)
     keep = (where >= positions.start) & (where < positions.stop)
-    return np.asarray(ids[tiles[keep], where[keep]], dtype=np.int64)
+    return tiles[keep], where[keep]
 
 
 def _encode_layer(
@@ -245,7 +246,7 @@ def _encode_layer(
         return encode_context(ids, counts, context, positions)
     if coder == Coder.RANGE:
         return encode_range(ids, counts, prior, positions)
-    return pack_raw(_layer_tokens(ids, counts, positions), prior.codebook_size)
+    return pack_raw(np.asarray(ids[_layer_order(counts, positions)], dtype=np.int64), prior.codebook_size)
 
 
 def encode_layers(
@@ -282,9 +283,8 @@ def decode_layers(
     for data, positions in zip(payloads, layer_ranges(ends), strict=False):
         try:
             if coder == Coder.RAW:
-                tiles, where = stream_order(counts)
-                keep = (where >= positions.start) & (where < positions.stop)
-                ids[tiles[keep], where[keep]] = unpack_raw(data, int(keep.sum()), prior.codebook_size)
+                tiles, where = _layer_order(counts, positions)
+                ids[tiles, where] = unpack_raw(data, len(tiles), prior.codebook_size)
             elif coder == Coder.CONTEXT:
                 decode_context(data, counts, context, positions, ids)
             else:

@@ -99,6 +99,16 @@ def tokenize(image: Image.Image | np.ndarray, model: ModelSpec = None) -> TokenI
     return tokenize_pixels(_as_pixels(image), _resolve(model))
 
 
+def require_prefixes(model: LoadedModel, what: str, hint: bool = True) -> None:
+    """:class:`UsageError` if ``model`` decodes only whole token sequences (TiTok) and ``what`` needs prefixes."""
+    if not model.any_prefix:
+        k = model.config.max_tokens
+        raise UsageError(
+            f"model {model.model_id.hex()} ({model.config.architecture}) decodes only all {k} tokens of a tile: "
+            f"{what} needs a model whose prefixes decode" + (f" (use --tokens {k})" if hint else "")
+        )
+
+
 def _counts(tokens: int | np.ndarray | list[int], tiles: int, max_tokens: int) -> np.ndarray:
     try:
         counts = np.broadcast_to(np.asarray(tokens, dtype=np.int64), (tiles,)).copy()
@@ -302,8 +312,12 @@ def encode(
     chunks, flat = side_chunks(prepared)
     counts = None
     if max_bytes is None and bpp is None and psnr is None and quality is None:  # counts first: no network yet
-        tokens = min(DEFAULT_TOKENS, loaded.config.max_tokens) if tokens is None else tokens
-        counts = _counts(tokens, grid.count, loaded.config.max_tokens)
+        default = min(DEFAULT_TOKENS, loaded.config.max_tokens) if loaded.any_prefix else loaded.config.max_tokens
+        counts = _counts(default if tokens is None else tokens, grid.count, loaded.config.max_tokens)
+        if np.any(counts != loaded.config.max_tokens):
+            require_prefixes(loaded, f"{int(counts.min())} tokens per tile")
+    else:
+        require_prefixes(loaded, f"a {chosen[0]} target")
     if bpp is not None:
         if not bpp > 0:
             raise UsageError("bpp must be positive")
@@ -385,6 +399,8 @@ def render(
     header = stream.header
     if tokens is not None and tokens < 0:
         raise UsageError("tokens must be >= 0")
+    if tokens is not None and tokens < header.token_counts.max(initial=0):
+        require_prefixes(stream.model, "a preview of fewer tokens", hint=False)
     counts = header.token_counts if tokens is None else np.minimum(header.token_counts, tokens)
     grid = TileGrid(header.width, header.height, header.tile_size)
     chosen = _decoder(stream.model, decoder, realism)
@@ -488,6 +504,7 @@ def truncate(
             raise
         return container.cut_to_fit(parsed, tokens, max_bytes)
     header = stream.header
+    require_prefixes(stream.model, "truncation", hint=False)
     layout = Layout(1) if header.version == 1 else Layout(2, header.layers or DEFAULT_LAYOUT.ladder)
     grid = TileGrid(header.width, header.height, header.tile_size)
     original = header.token_counts

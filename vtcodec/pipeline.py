@@ -105,7 +105,8 @@ def pack_tokens(
     if version == 1:
         coder, payload = entropy.encode_stream(tokens.ids, counts, model.prior, model.context)
         return container.pack(replace(header, coder=coder), payload)
-    ends = container.layer_ends(counts, layout.ladder)
+    ladder = layout.ladder if model.any_prefix else (model.config.max_tokens,)  # no prefix decodes: one layer
+    ends = container.layer_ends(counts, ladder)
     coder, payloads = entropy.encode_layers(tokens.ids, counts, ends, model.prior, model.context)
     return container.pack_layers(replace(header, coder=coder, layers=ends), payloads)
 
@@ -162,6 +163,8 @@ def read_tokens(
         raise container.FormatError("corrupt file: tile size does not match the model")
     if header.token_counts.size and header.token_counts.max() > loaded.config.max_tokens:
         raise container.FormatError("corrupt file: more tokens per tile than the model has")
+    if not loaded.any_prefix and np.any((header.token_counts > 0) & (header.token_counts < loaded.config.max_tokens)):
+        raise container.FormatError("corrupt file: a fixed-length model's tile holds only part of its tokens")
     extras = from_chunks(header.chunks, header.width, header.height)
     if header.version == 1:
         ids = entropy.decode_stream(header.coder, parsed.payloads[0], header.token_counts, loaded.prior, loaded.context)
@@ -172,6 +175,8 @@ def read_tokens(
         return DecodedStream(header, ids, loaded, extras)
     held = len(parsed.payloads)
     limit = header.layers[held - 1] if held else 0
+    if not loaded.any_prefix:
+        raise container.FormatError("truncated: the file is cut, and its fixed-length model needs every token")
     cut = Cut(held, len(header.layers), limit, header.layers[-1])
     capped = replace(header, token_counts=np.minimum(counts, limit), layers=header.layers[:held])
     return DecodedStream(capped, ids[:, :limit], loaded, extras, cut)

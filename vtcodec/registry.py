@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -182,6 +183,8 @@ def verify(path: Path, data: bytes, entry: Entry) -> None:
 
 CONFIG_KEY = "vtcodec.config"  # safetensors metadata: the model's JSON config
 MODEL_ID_KEY = "vtcodec.model_id"  # safetensors metadata: the token space a decoder-less file serves
+NAME_KEY = "vtcodec.name"  # safetensors metadata: the name of a model a user imported (vtcodec model import)
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DECODER_PREFIXES = ("decoder.", "fine_in.", "absent")  # the tensors that only the decoder uses
 TILED = "tiled"  # the name of a model file's own per-tile decoder
 MAX_HEADER_BYTES = 1 << 24
@@ -198,8 +201,11 @@ class ModelFile:
 
 
 def read_model_file(path: str | Path) -> ModelFile:
-    """The header facts of the model file at ``path``; :class:`InputError` if it is not one."""
+    """The header facts of the model file at ``path`` (or an imported model's name); :class:`InputError`
+    if it is not one."""
     path = Path(path)
+    if not path.exists() and (named := model_by_name(str(path))) is not None:
+        path = named
     data = read_input(path)
     try:
         size = int.from_bytes(data[:8], "little")
@@ -207,7 +213,8 @@ def read_model_file(path: str | Path) -> ModelFile:
             raise ValueError("header length")
         header = json.loads(data[8 : 8 + size])
         metadata = header.get("__metadata__", {})
-        codebook = math.prod(int(level) for level in json.loads(metadata[CONFIG_KEY])["fsq_levels"])
+        config = json.loads(metadata[CONFIG_KEY])
+        codebook = int(config["codebook_size"]) if "codebook_size" in config else math.prod(config["fsq_levels"])
         has_decoder = any(k.startswith(DECODER_PREFIXES) for k in header if k != "__metadata__")
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -221,15 +228,56 @@ def model_id_of(data: bytes) -> bytes:
 
 
 def find_model_file(model_id: bytes, candidates: list[str | Path] | None = None) -> ModelFile:
-    """The header of the model with this id, among ``candidates``, else the registry's (as ``zoo.find_model``)."""
+    """The header of the model with this id, among ``candidates``, else the registry's or an imported
+    one (as ``zoo.find_model``)."""
     for path in candidates or []:
         found = read_model_file(path)
         if found.model_id == model_id:
             return found
     entry = load_manifest().model(model_id)
-    if entry is None:
+    if entry is not None:
+        return read_model_file(installed(entry))
+    imported = find_imported(model_id)
+    if imported is None:
         raise unknown_model(model_id)
-    return read_model_file(installed(entry))
+    return read_model_file(imported)
+
+
+def _metadata(path: Path) -> dict:
+    """The safetensors metadata of ``path``, reading only its header; {} if it is not a safetensors file."""
+    try:
+        with path.open("rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= MAX_HEADER_BYTES:
+                return {}
+            metadata = json.loads(f.read(size)).get("__metadata__", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def imported_models() -> list[tuple[str, bytes, Path]]:
+    """Models a user imported into the model folders (``vtcodec model import``): name, model id, file."""
+    found: dict[str, tuple[str, bytes, Path]] = {}
+    for folder in model_dirs():
+        for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+            metadata = _metadata(path)
+            name, model_id = metadata.get(NAME_KEY), metadata.get(MODEL_ID_KEY, "")
+            if name == path.stem and name not in found and re.fullmatch(r"[0-9a-f]{16}", model_id):
+                found[name] = (name, bytes.fromhex(model_id), path)
+    return list(found.values())
+
+
+def model_by_name(name: str) -> Path | None:
+    """The file of the imported model ``name`` (``NAME.safetensors`` in a model folder), or None."""
+    if not MODEL_NAME.fullmatch(name):
+        return None
+    return next((path for known, _, path in imported_models() if known == name), None)
+
+
+def find_imported(model_id: bytes) -> Path | None:
+    """The file of the imported model with this id, or None."""
+    return next((path for _, known, path in imported_models() if known == model_id), None)
 
 
 def unknown_model(model_id: bytes) -> UnknownModelError:

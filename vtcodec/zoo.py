@@ -1,6 +1,7 @@
 """Model files: safetensors weights with their config and prior.
 
-A model file is one ``.safetensors`` file holding the network's tensors (fp16),
+A model file is one ``.safetensors`` file holding the network's tensors (fp16 for the grid
+family; float32 for the TiTok family, whose tokens float16 weights would change),
 the per-position prior's integer table under ``prior.freqs`` (int32), optionally
 the digit-context prior's tables under ``context.digit0`` ... (int16; grid layout
 only), and the JSON config in the metadata key ``vtcodec.config``. Nothing is unpickled.
@@ -32,7 +33,7 @@ from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.errors import InputError, UsageError
 from vtcodec.fileio import write_atomic
-from vtcodec.models import ConvTokenizer, TokenizerConfig, build_model, declared_shapes
+from vtcodec.models import ConvTokenizer, ModelConfig, TokenSpace, build_model, config_from_dict, declared_shapes
 from vtcodec.prior import TokenPrior
 from vtcodec.registry import CONFIG_KEY, DECODER_PREFIXES, MODEL_ID_KEY, model_id_of
 
@@ -47,12 +48,12 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A ready-to-use tokenizer with its prior and identity."""
+    """A ready-to-use tokenizer (any token space, ``vtcodec.models.seam``) with its prior and identity."""
 
-    model: ConvTokenizer
+    model: TokenSpace
     prior: TokenPrior
     model_id: bytes
-    config: TokenizerConfig
+    config: ModelConfig
     path: Path | None
     context: DigitContextPrior | None = None
     has_decoder: bool = True  # False: a token-space file; its decoders are decoder files
@@ -60,6 +61,11 @@ class LoadedModel:
     @property
     def codebook_size(self) -> int:
         return self.model.codebook_size
+
+    @property
+    def any_prefix(self) -> bool:
+        """Whether a prefix of a tile's tokens decodes (else every tile keeps all of them)."""
+        return self.model.any_prefix
 
     @property
     def device(self) -> torch.device:
@@ -87,12 +93,12 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def context_layout(model: ConvTokenizer) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """The digit-context prior's layout of a grid-layout model; None for other layouts.
+def context_layout(model: TokenSpace) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """The digit-context prior's layout of a grid-family model in the grid layout; None for others.
 
     Returns (groups, the group of each position, the neighbour map).
     """
-    if model.config.layout != "grid":
+    if not isinstance(model, ConvTokenizer) or model.config.layout != "grid":
         return None
     scales = [(model.side, model.groups, model.order.cpu().numpy())]
     if model.fine_groups:
@@ -102,27 +108,31 @@ def context_layout(model: ConvTokenizer) -> tuple[int, np.ndarray, np.ndarray] |
 
 
 def serialize_model(
-    model: ConvTokenizer,
+    model: TokenSpace,
     prior: TokenPrior,
     context: DigitContextPrior | None = None,
     token_space_of: bytes | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> bytes:
-    """The bytes of a model file: fp16 weights, int32 prior table, int16 context tables, JSON config.
+    """The bytes of a model file: weights (``config.weights_dtype``), int32 prior table, int16 context
+    tables, JSON config.
 
     With ``token_space_of`` (a model id) it is a token-space file: no decoder tensors, and that id.
+    ``metadata`` adds header entries (an imported model's name and id).
     """
+    dtype = getattr(torch, type(model.config).weights_dtype)
     tensors = {
-        k: v.detach().to("cpu", torch.float16).contiguous()
+        k: v.detach().to("cpu", dtype).contiguous()
         for k, v in model.state_dict().items()
         if token_space_of is None or not k.startswith(DECODER_PREFIXES)
     }
     tensors[PRIOR_KEY] = torch.from_numpy(prior.freqs.astype(np.int32))
     for d, table in enumerate(context.tables if context is not None else ()):
         tensors[CONTEXT_KEY.format(d)] = torch.from_numpy(table.astype(np.int16))
-    metadata = {CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)}
+    header = {CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True), **(metadata or {})}
     if token_space_of is not None:
-        metadata[MODEL_ID_KEY] = token_space_of.hex()
-    return save_torch(tensors, metadata=metadata)
+        header[MODEL_ID_KEY] = token_space_of.hex()
+    return save_torch(tensors, metadata=header)
 
 
 def check_tensors(
@@ -146,7 +156,7 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         tensors = load_numpy(data)
         header_len = int.from_bytes(data[:8], "little")
         metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
-        config = TokenizerConfig.from_dict(json.loads(metadata[CONFIG_KEY]))
+        config = config_from_dict(json.loads(metadata[CONFIG_KEY]))
         prior = TokenPrior(tensors.pop(PRIOR_KEY).astype(np.int64))
         tables = []
         while CONTEXT_KEY.format(len(tables)) in tensors:
@@ -175,9 +185,19 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
     return LoadedModel(model, prior, model_id, config, path, context, has_decoder)
 
 
+def model_path(spec: str | Path | None) -> Path:
+    """The file a ``--model`` names: a path, the name of an imported model, or None for the default."""
+    if spec is None:
+        return default_weights()
+    if not Path(spec).exists() and (named := registry.model_by_name(str(spec))) is not None:
+        return named.resolve()
+    return Path(spec).resolve()
+
+
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load (and cache) a model file on ``device``; ``None`` means the shipped default model."""
-    resolved = Path(path).resolve() if path is not None else default_weights()
+    """Load (and cache) a model file on ``device``: a path, an imported model's name, or ``None``
+    for the shipped default model."""
+    resolved = model_path(path)
     target = resolve_device(device) if isinstance(device, str) else device
     with _lock:
         if resolved not in _cache:
@@ -213,7 +233,7 @@ def check_shipped(path: Path, data: bytes) -> None:
 
 
 def save_model(
-    model: ConvTokenizer, prior: TokenPrior, path: str | Path, context: DigitContextPrior | None = None
+    model: TokenSpace, prior: TokenPrior, path: str | Path, context: DigitContextPrior | None = None
 ) -> bytes:
     """Write a model file atomically and return its model id."""
 
@@ -238,6 +258,9 @@ def find_model(
         if loaded.model_id == model_id:
             return loaded if str(device) == "cpu" else load_model(path, device)
     entry = registry.load_manifest().model(model_id)
-    if entry is None:
+    if entry is not None:
+        return load_model(registry.installed(entry), device)
+    imported = registry.find_imported(model_id)
+    if imported is None:
         raise registry.unknown_model(model_id)
-    return load_model(registry.installed(entry), device)
+    return load_model(imported, device)

@@ -9,6 +9,7 @@ order ``vtcodec --help`` lists them.
 from vtcodec.cli import coding  # noqa: F401
 from vtcodec.cli import training  # noqa: F401
 from vtcodec.cli import benchmark  # noqa: F401
+from vtcodec.cli import models  # noqa: F401
 from vtcodec.cli.common import app, main
 
 __all__ = ["app", "main"]

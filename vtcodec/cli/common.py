@@ -76,7 +76,11 @@ def between(low: float, high: float):
 
 ModelOption = Annotated[
     Optional[Path],
-    typer.Option("--model", metavar="FILE", help="Model file (.safetensors) [default: the shipped model]."),
+    typer.Option(
+        "--model",
+        metavar="FILE|NAME",
+        help="Model file (.safetensors) or an imported model's name [default: the shipped model].",
+    ),
 ]
 ModelDirOption = Annotated[
     Optional[list[Path]],

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vtcodec.models import ConvTokenizer
+from vtcodec.models import ConvTokenizer, TokenSpace
 from vtcodec.models.tokenizer import AttentionBlock, ResBlock, Upsample
 from vtcodec.tile_grid import TileGrid
 from vtcodec.tiling import TILE_BATCH, place_tiles
@@ -49,7 +49,7 @@ class Decoder:
 
     name: str
     token_space: bytes
-    network: ConvTokenizer
+    network: TokenSpace  # the grid context needs the grid family (ConvTokenizer.render_mosaic)
     context: str  # "tile": each tile alone; "grid": the whole token grid
     path: Path | None = None
     grid_from: int = 0  # grid context: the first decoder layer that runs over the whole grid
@@ -60,13 +60,15 @@ class Decoder:
         return next(self.network.parameters()).device
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The arithmetic of a decode: bfloat16 autocast where it runs natively (CUDA; CPUs with
-        AVX512-BF16 or AMX, where it decodes about 1.7x faster with pixels within 2/255 and the same
-        PSNR to 0.01 dB: ``benchmarks/decode_precision.py``), else float32. Only pixels depend on
-        it; tokens never do (the encoder and the entropy coder do not use it)."""
+        """The arithmetic of a decode: for the grid family, bfloat16 autocast where it runs natively
+        (CUDA; CPUs with AVX512-BF16 or AMX, where it decodes about 1.7x faster with pixels within
+        2/255 and the same PSNR to 0.01 dB: ``benchmarks/decode_precision.py``), else float32; other
+        token spaces decode in float32 unless asked. Only pixels depend on it; tokens never do (the
+        encoder and the entropy coder do not use it)."""
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        bf16 = self.precision == "bfloat16" or (self.precision == "auto" and native_bf16(self.device.type))
+        measured = isinstance(self.network, ConvTokenizer)  # the grid family's bfloat16 pixels were measured
+        bf16 = self.precision == "bfloat16" or (self.precision == "auto" and measured and native_bf16(self.device.type))
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     @property

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
 class TokenizerConfig:
     """Hyper-parameters that define a ConvTokenizer; stored beside its weights."""
+
+    weights_dtype: ClassVar[str] = "float16"  # how a model file stores the weights
 
     architecture: str = "conv-tokenizer"
     tile_size: int = 128

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,8 @@ PIXEL_BLOCKS = 2
 @dataclass(frozen=True)
 class TiTokConfig:
     """The hyper-parameters of a TiTok-family model, as the published configs name them."""
+
+    weights_dtype: ClassVar[str] = "float32"  # stored as published: float16 would change the tokens
 
     architecture: str = "one-d-piece"  # "titok" (fixed length) or "one-d-piece" (any prefix)
     tile_size: int = 256  # crop_size: the square image the model reads
@@ -362,8 +365,8 @@ class TiTokTokenizer(nn.Module):
         """
         n, width = ids.shape
         lengths = torch.full((n,), width) if lengths is None else lengths.cpu()
-        if width > self.max_tokens or (n and int(lengths.max()) > width) or (n and int(lengths.min()) < 1):
-            raise ValueError(f"1 to {min(width, self.max_tokens)} tokens per tile")
+        if width > self.max_tokens or (n and int(lengths.max()) > width) or (n and int(lengths.min()) < 0):
+            raise ValueError(f"0 to {min(width, self.max_tokens)} tokens per tile")
         if not self.any_prefix and n and int(lengths.min()) != self.max_tokens:
             raise ValueError(f"this {self.config.architecture} model decodes only all {self.max_tokens} tokens")
         out = torch.empty((n, 3, self.tile_size, self.tile_size), device=ids.device)

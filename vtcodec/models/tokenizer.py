@@ -127,6 +127,11 @@ class ConvTokenizer(nn.Module):
     def tile_size(self) -> int:
         return self.config.tile_size
 
+    @property
+    def any_prefix(self) -> bool:
+        """Trained with nested dropout: every prefix of a tile's tokens decodes."""
+        return True
+
     def _latent(self, tiles: torch.Tensor) -> torch.Tensor:
         """tiles (B, 3, T, T) -> unquantized token vectors (B, K, D) in sequence order."""
         b, k, d = tiles.shape[0], self.config.max_tokens, self.quantizer.dim

@@ -111,6 +111,12 @@ def test_import_then_every_command(imported, model_dir, tmp_path, cli_run) -> No
     code, _, err = cli_run("encode", imported["fit"], "-o", tmp_path / "batch", "--model", "odp-t", "--tokens", "4")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["a.vtk", "b.vtk"]
+    code, _, err = cli_run("tokens", imported["fit"], "-o", tmp_path / "shards", "--model", "odp-t", "--quiet")
+    assert code == 0, err
+    import vtcodec  # noqa: F401 - registers the Pillow plugin
+
+    with Image.open(tmp_path / "a.vtk") as opened:  # the model found by its id, through Pillow
+        assert np.array_equal(np.asarray(opened.convert("RGB")), decoded)
 
 
 def test_fixed_length_titok(imported, model_dir, tmp_path, cli_run) -> None:

@@ -53,7 +53,7 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY_MODULE})
 
 
-__version__ = "0.5.0"  # the one place; pyproject.toml reads it
+__version__ = "0.6.0"  # the one place; pyproject.toml reads it
 
 MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS  # images above this are refused (encode and decode); None: no limit
 

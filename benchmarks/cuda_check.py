@@ -1,6 +1,6 @@
 """CUDA against CPU on the same files: identical tokens after entropy decoding, and images per second.
 
-    python benchmarks/cuda_check.py [--images samples] [--tokens 64] [--decoder NAME]
+    python benchmarks/cuda_check.py [--images samples] [--tokens 64] [--decoder NAME] [--model FILE|NAME]
 
 For every image: encode on the CPU and on CUDA, then read each file on the other
 device. The entropy-decoded tokens must equal the tokens each file was written
@@ -9,7 +9,8 @@ the encoders' own tokens may differ in a few places (bf16 autocast before FSQ
 rounding), and the script counts them. It prints encode and decode images per
 second on each device, and the largest pixel difference between a CPU and a
 CUDA decode of the same file. Exits 1 when a token mismatch is found. Run it on
-a machine with a GPU (`benchmarks/device_session.sh`).
+a machine with a GPU (`benchmarks/device_session.sh`). ``--model`` checks another token space, an
+imported One-D-Piece or TiTok model say (``--tokens`` all of TiTok's).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ def main() -> int:
     parser.add_argument("--images", default=str(ROOT / "samples"))
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--decoder", default=None)
+    parser.add_argument("--model", default=None, help="a model file or an imported model's name [the default]")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to compare", file=sys.stderr)
         return 2
     files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
-    models = {d: vtcodec.load_model(None, d) for d in ("cpu", "cuda")}
+    models = {d: vtcodec.load_model(args.model, d) for d in ("cpu", "cuda")}
     seconds = {(d, op): 0.0 for d in models for op in ("encode", "decode")}
     bad, differing_tokens, total_tokens, max_pixel_diff = 0, 0, 0, 0
     for path in files:

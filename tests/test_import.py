@@ -139,6 +139,9 @@ def test_fixed_length_titok(imported, model_dir, tmp_path, cli_run) -> None:
         assert "decodes only all 32 tokens" in err
     code, _, err = cli_run("truncate", tmp_path / "t.vtk", "-o", tmp_path / "v.vtk", "--bytes", "100")
     assert_one_line_error(code, err)
+    code, _, err = cli_run("encode", imported["fit"], "-o", tmp_path / "batch", "--model", "titok-t")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["a.vtk", "b.vtk"]
 
 
 def test_bad_checkpoints_are_one_line_errors(imported, model_dir, tmp_path, cli_run) -> None:

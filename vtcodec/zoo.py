@@ -165,7 +165,7 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         declared = declared_shapes(config)
         check_tensors(declared, tensors, () if has_decoder else DECODER_PREFIXES)
         model = build_model(config)
-        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
+        state = {k: torch.from_numpy(v.astype(np.float32, copy=False)) for k, v in tensors.items()}
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
         if len(model_id) != MODEL_ID_BYTES:
             raise ValueError(f"model id of {len(model_id)} bytes")

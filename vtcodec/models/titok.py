@@ -227,7 +227,7 @@ class Codebook(nn.Module):
 
     def __init__(self, size: int, dim: int, l2: bool) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(size, dim)
+        self.embedding = nn.Embedding(size, dim, _weight=torch.empty(size, dim))  # loaded, never initialised
         self.l2 = l2
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
@@ -249,7 +249,7 @@ class PixelQuantizer(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(PIXEL_CODES, PIXEL_CHANNELS)
+        self.embedding = nn.Embedding(PIXEL_CODES, PIXEL_CHANNELS, _weight=torch.empty(PIXEL_CODES, PIXEL_CHANNELS))
 
 
 class ResnetBlock(nn.Module):

@@ -32,13 +32,10 @@ from vtcodec.models.deterministic import deterministic_state  # noqa: E402
 from vtcodec.models.titok import PRESETS, TiTokTokenizer  # noqa: E402
 
 
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -82,8 +79,8 @@ def main() -> None:
         mine(), reference()  # warm up
         t_ours = t_theirs = float("inf")
         for _ in range(args.repeat):
-            t_ours = min(t_ours, best(mine, 1))
-            t_theirs = min(t_theirs, best(reference, 1))
+            t_ours = min(t_ours, seconds(mine))
+            t_theirs = min(t_theirs, seconds(reference))
         rows.append({"step": name, "ours_s": t_ours, "reference_s": t_theirs, "ratio": t_ours / t_theirs})
         ratio = t_ours / t_theirs
         print(f"{preset} {name}: ours {t_ours:.3f} s, reference {t_theirs:.3f} s, ours/reference {ratio:.2f}")

@@ -164,12 +164,17 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         has_decoder = any(k.startswith(DECODER_PREFIXES) for k in tensors)
         declared = declared_shapes(config)
         check_tensors(declared, tensors, () if has_decoder else DECODER_PREFIXES)
-        model = build_model(config)
         state = {k: torch.from_numpy(v.astype(np.float32, copy=False)) for k, v in tensors.items()}
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
         if len(model_id) != MODEL_ID_BYTES:
             raise ValueError(f"model id of {len(model_id)} bytes")
-        model.load_state_dict(state, strict=has_decoder)  # check_tensors: only decoder tensors may be missing
+        with torch.device("meta"):
+            model = build_model(config)
+        if has_decoder and not any(True for _ in model.buffers()):
+            model.load_state_dict(state, assign=True)  # every tensor from the file: no initialisation, no copy
+        else:
+            model = build_model(config)
+            model.load_state_dict(state, strict=has_decoder)  # check_tensors: only decoder tensors may be missing
         context = None
         if tables:
             layout = context_layout(model)

@@ -22,13 +22,14 @@ import numpy as np
 import torch
 
 from vtcodec import registry
-from vtcodec.errors import InputError, UsageError
+from vtcodec.errors import UsageError
 from vtcodec.fileio import write_atomic
 from vtcodec.imageio import IMAGE_SUFFIXES, open_image
+from vtcodec.jobs import collect_jobs
 from vtcodec.models.checkpoints import load_checkpoint
 from vtcodec.models.titok import FAMILIES
 from vtcodec.pipeline import tokenize_pixels
-from vtcodec.prior import FREQ_TOTAL, TokenPrior
+from vtcodec.prior import TokenPrior, quantize_counts
 from vtcodec.zoo import LoadedModel, model_id_of, serialize_model
 
 CONTEXT_BUCKETS = 16  # the measured 1D context: the previous token's id, in this many buckets
@@ -47,18 +48,10 @@ class ImportResult:
     context_bits: float  # the same under the previous token's bucket (measured, not used)
 
 
-def images_in(folders: list[Path], limit: int | None = None) -> list[Path]:
-    """The image files under ``folders`` (recursively), sorted; at most ``limit``."""
-    found: list[Path] = []
-    for folder in folders:
-        if folder.is_file():
-            found.append(folder)
-        elif folder.is_dir():
-            found += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        else:
-            raise InputError(f"{folder}: no such file or folder")
-    if not found:
-        raise InputError("no images to fit the prior on (--fit-on)")
+def images_in(inputs: list[Path], limit: int | None = None) -> list[Path]:
+    """The image files that ``inputs`` name (files, folders searched recursively, globs), sorted; at most
+    ``limit``."""
+    found = [job.source for job in collect_jobs(list(inputs), None, IMAGE_SUFFIXES, lambda path: path)]
     return found[:limit] if limit else found
 
 
@@ -146,8 +139,6 @@ def import_model(
 
 def _tokens_of(network: torch.nn.Module, images: list[Path]) -> list[np.ndarray]:
     """Every tile's K token ids, per image."""
-    k, codebook = network.max_tokens, network.codebook_size
-    flat = np.full((k, codebook), FREQ_TOTAL // codebook, dtype=np.int64)
-    flat[:, : FREQ_TOTAL - flat.sum(axis=1)[0]] += 1  # rows summing to FREQ_TOTAL; never used to code
-    counting = LoadedModel(network, TokenPrior(flat), bytes(8), network.config, None)
+    uniform = TokenPrior(quantize_counts(np.ones((network.max_tokens, network.codebook_size))))  # never codes
+    counting = LoadedModel(network, uniform, bytes(8), network.config, None)
     return [tokenize_pixels(np.asarray(open_image(path)), counting).ids for path in images]

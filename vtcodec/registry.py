@@ -32,7 +32,7 @@ from pathlib import Path
 
 from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.errors import InputError, UnknownModelError
-from vtcodec.fileio import read_input, write_atomic
+from vtcodec.fileio import check_readable, read_input, write_atomic
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST_NAME = "MANIFEST.json"
@@ -202,24 +202,37 @@ class ModelFile:
 
 def read_model_file(path: str | Path) -> ModelFile:
     """The header facts of the model file at ``path`` (or an imported model's name); :class:`InputError`
-    if it is not one."""
-    path = Path(path)
-    if not path.exists() and (named := model_by_name(str(path))) is not None:
-        path = named
-    data = read_input(path)
+    if it is not one. Only the header is read, unless the file's id is its hash."""
+    path = model_file(path)
+    check_readable(path)
     try:
-        size = int.from_bytes(data[:8], "little")
-        if not 0 < size <= min(MAX_HEADER_BYTES, len(data) - 8):
-            raise ValueError("header length")
-        header = json.loads(data[8 : 8 + size])
+        header = _header(path)
         metadata = header.get("__metadata__", {})
         config = json.loads(metadata[CONFIG_KEY])
         codebook = int(config["codebook_size"]) if "codebook_size" in config else math.prod(config["fsq_levels"])
         has_decoder = any(k.startswith(DECODER_PREFIXES) for k in header if k != "__metadata__")
-        model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
+        declared = metadata.get(MODEL_ID_KEY)
+        model_id = bytes.fromhex(declared) if declared is not None else model_id_of(read_input(path))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except (ValueError, KeyError, TypeError, AttributeError):
         raise InputError(f"{path}: not a vtcodec model file") from None
     return ModelFile(path, model_id, codebook, has_decoder)
+
+
+def _header(path: Path) -> dict:
+    """The JSON header of the safetensors file at ``path``, reading nothing else; ``ValueError`` if it has none."""
+    with path.open("rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 0 < size <= MAX_HEADER_BYTES:
+            raise ValueError("header length")
+        text = f.read(size)
+    if len(text) != size:
+        raise ValueError("header length")
+    header = json.loads(text)
+    if not isinstance(header, dict):
+        raise ValueError("header")
+    return header
 
 
 def model_id_of(data: bytes) -> bytes:
@@ -234,26 +247,27 @@ def find_model_file(model_id: bytes, candidates: list[str | Path] | None = None)
         found = read_model_file(path)
         if found.model_id == model_id:
             return found
+    return read_model_file(model_with_id(model_id))
+
+
+def model_with_id(model_id: bytes) -> Path:
+    """The installed file of the registered or imported model with this id; :class:`UnknownModelError`
+    if there is none, and the registry's one-line message if a registered one is not installed."""
     entry = load_manifest().model(model_id)
     if entry is not None:
-        return read_model_file(installed(entry))
-    imported = find_imported(model_id)
+        return installed(entry)
+    imported = next((path for _, known, path in imported_models() if known == model_id), None)
     if imported is None:
         raise unknown_model(model_id)
-    return read_model_file(imported)
+    return imported
 
 
-def _metadata(path: Path) -> dict:
-    """The safetensors metadata of ``path``, reading only its header; {} if it is not a safetensors file."""
-    try:
-        with path.open("rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 0 < size <= MAX_HEADER_BYTES:
-                return {}
-            metadata = json.loads(f.read(size)).get("__metadata__", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return metadata if isinstance(metadata, dict) else {}
+def model_file(spec: str | Path) -> Path:
+    """The file a ``--model`` value names: a path, or the name of an imported model."""
+    path = Path(spec)
+    if not path.exists() and (named := model_by_name(str(spec))) is not None:
+        return named
+    return path
 
 
 def imported_models() -> list[tuple[str, bytes, Path]]:
@@ -261,8 +275,11 @@ def imported_models() -> list[tuple[str, bytes, Path]]:
     found: dict[str, tuple[str, bytes, Path]] = {}
     for folder in model_dirs():
         for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
-            metadata = _metadata(path)
-            name, model_id = metadata.get(NAME_KEY), metadata.get(MODEL_ID_KEY, "")
+            try:
+                metadata = _header(path).get("__metadata__", {})
+                name, model_id = metadata.get(NAME_KEY), metadata.get(MODEL_ID_KEY, "")
+            except (OSError, ValueError, AttributeError):
+                continue  # not a readable safetensors file: not an imported model
             if name == path.stem and name not in found and re.fullmatch(r"[0-9a-f]{16}", model_id):
                 found[name] = (name, bytes.fromhex(model_id), path)
     return list(found.values())
@@ -273,11 +290,6 @@ def model_by_name(name: str) -> Path | None:
     if not MODEL_NAME.fullmatch(name):
         return None
     return next((path for known, _, path in imported_models() if known == name), None)
-
-
-def find_imported(model_id: bytes) -> Path | None:
-    """The file of the imported model with this id, or None."""
-    return next((path for _, known, path in imported_models() if known == model_id), None)
 
 
 def unknown_model(model_id: bytes) -> UnknownModelError:

@@ -33,7 +33,7 @@ from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.errors import InputError, UsageError
 from vtcodec.fileio import write_atomic
-from vtcodec.models import ConvTokenizer, ModelConfig, TokenSpace, build_model, config_from_dict, declared_shapes
+from vtcodec.models import ConvTokenizer, ModelConfig, TokenSpace, build_model, config_from_dict, declared_network
 from vtcodec.prior import TokenPrior
 from vtcodec.registry import CONFIG_KEY, DECODER_PREFIXES, MODEL_ID_KEY, model_id_of
 
@@ -162,14 +162,13 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         while CONTEXT_KEY.format(len(tables)) in tensors:
             tables.append(tensors.pop(CONTEXT_KEY.format(len(tables))).astype(np.int64))
         has_decoder = any(k.startswith(DECODER_PREFIXES) for k in tensors)
-        declared = declared_shapes(config)
+        model = declared_network(config)  # on the meta device
+        declared = {name: tuple(t.shape) for name, t in model.state_dict().items()}
         check_tensors(declared, tensors, () if has_decoder else DECODER_PREFIXES)
         state = {k: torch.from_numpy(v.astype(np.float32, copy=False)) for k, v in tensors.items()}
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
         if len(model_id) != MODEL_ID_BYTES:
             raise ValueError(f"model id of {len(model_id)} bytes")
-        with torch.device("meta"):
-            model = build_model(config)
         if has_decoder and not any(True for _ in model.buffers()):
             model.load_state_dict(state, assign=True)  # every tensor from the file: no initialisation, no copy
         else:
@@ -192,11 +191,7 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
 
 def model_path(spec: str | Path | None) -> Path:
     """The file a ``--model`` names: a path, the name of an imported model, or None for the default."""
-    if spec is None:
-        return default_weights()
-    if not Path(spec).exists() and (named := registry.model_by_name(str(spec))) is not None:
-        return named.resolve()
-    return Path(spec).resolve()
+    return default_weights() if spec is None else registry.model_file(spec).resolve()
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
@@ -262,10 +257,4 @@ def find_model(
         loaded = load_model(path)
         if loaded.model_id == model_id:
             return loaded if str(device) == "cpu" else load_model(path, device)
-    entry = registry.load_manifest().model(model_id)
-    if entry is not None:
-        return load_model(registry.installed(entry), device)
-    imported = registry.find_imported(model_id)
-    if imported is None:
-        raise registry.unknown_model(model_id)
-    return load_model(imported, device)
+    return load_model(registry.model_with_id(model_id), device)

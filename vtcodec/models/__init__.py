@@ -6,7 +6,6 @@ family (``conv-tokenizer``, vtcodec's own) and the TiTok family (``titok``, ``on
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -41,21 +40,12 @@ def build_model(config: ModelConfig) -> TokenSpace:
 
 
 MAX_PARAMETERS = 100_000_000  # any grid-family network a file declares (the shipped ones: under 15 M)
+TITOK_MAX_PARAMETERS = 700_000_000  # the largest published TiTok-family model, One-D-Piece L: 642 M
 _MAX_CHANNELS, _MAX_STAGES, _MAX_BLOCKS, _MAX_TILE = 4096, 8, 64, 1024
 
 
-def declared_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor name and shape of the network ``config`` declares, found without allocating it.
-
-    The network is built on PyTorch's ``meta`` device, after its hyper-parameters pass coarse
-    bounds; ``ValueError`` if they do not, or if it would have more than ``MAX_PARAMETERS``
-    parameters. Files are checked against this before any real network is built, so a small
-    file cannot make vtcodec allocate a large one. A TiTok-family config is bounded by its
-    preset sizes (One-D-Piece L: 642 M), and its file holds every tensor it declares.
-    """
-    if isinstance(config, TiTokConfig):
-        with torch.device("meta"):
-            return {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
+def _check_grid_bounds(config: TokenizerConfig) -> None:
+    """``ValueError`` unless a grid-family config's widths, depths and tile lie within coarse bounds."""
     blocks = [config.blocks_per_stage, config.encoder_blocks or 0, config.decoder_attention]
     blocks += list(config.decoder_blocks) if isinstance(config.decoder_blocks, tuple) else [config.decoder_blocks or 0]
     widths = [*config.channels, config.grid_channels, *(config.decoder_hidden or ())]
@@ -67,13 +57,31 @@ def declared_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         and 0 <= config.fine_groups <= _MAX_BLOCKS
     ):
         raise ValueError("hyper-parameters out of range")
+
+
+def declared_network(config: ModelConfig) -> nn.Module:
+    """The network ``config`` declares, built on PyTorch's ``meta`` device: shapes, no memory.
+
+    A grid-family config must first pass coarse bounds (a TiTok-family config checks its own on
+    creation); ``ValueError`` if it does not, or if the network would have more parameters than its
+    family's bound (``MAX_PARAMETERS``, ``TITOK_MAX_PARAMETERS``). Files are checked against this
+    before any real network is built, so a small file cannot make vtcodec allocate a large one.
+    """
+    titok = isinstance(config, TiTokConfig)
+    if not titok:
+        _check_grid_bounds(config)
     with torch.device("meta"):
         network = build_model(config)
-    shapes = {name: tuple(t.shape) for name, t in network.state_dict().items()}
-    count = sum(math.prod(shape) for shape in shapes.values())
-    if count > MAX_PARAMETERS:
-        raise ValueError(f"{count} parameters, more than {MAX_PARAMETERS}")
-    return shapes
+    count = sum(t.numel() for t in network.state_dict().values())
+    bound = TITOK_MAX_PARAMETERS if titok else MAX_PARAMETERS
+    if count > bound:
+        raise ValueError(f"{count} parameters, more than {bound}")
+    return network
+
+
+def declared_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor name and shape of the network ``config`` declares (:func:`declared_network`)."""
+    return {name: tuple(t.shape) for name, t in declared_network(config).state_dict().items()}
 
 
 __all__ = [
@@ -87,5 +95,6 @@ __all__ = [
     "TokenizerConfig",
     "build_model",
     "config_from_dict",
+    "declared_network",
     "declared_shapes",
 ]

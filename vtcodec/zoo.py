@@ -33,7 +33,14 @@ from vtcodec.container import MODEL_ID_BYTES
 from vtcodec.context_prior import DigitContextPrior, token_layout
 from vtcodec.errors import InputError, UsageError
 from vtcodec.fileio import write_atomic
-from vtcodec.models import ConvTokenizer, ModelConfig, TokenSpace, build_model, config_from_dict, declared_network
+from vtcodec.models import (
+    ConvTokenizer,
+    ModelConfig,
+    TokenSpace,
+    assign_weights,
+    config_from_dict,
+    declared_network,
+)
 from vtcodec.prior import TokenPrior
 from vtcodec.registry import CONFIG_KEY, DECODER_PREFIXES, MODEL_ID_KEY, model_id_of
 
@@ -169,11 +176,7 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
         if len(model_id) != MODEL_ID_BYTES:
             raise ValueError(f"model id of {len(model_id)} bytes")
-        if has_decoder and not any(True for _ in model.buffers()):
-            model.load_state_dict(state, assign=True)  # every tensor from the file: no initialisation, no copy
-        else:
-            model = build_model(config)
-            model.load_state_dict(state, strict=has_decoder)  # check_tensors: only decoder tensors may be missing
+        model = assign_weights(model, state, () if has_decoder else DECODER_PREFIXES)
         context = None
         if tables:
             layout = context_layout(model)
@@ -212,8 +215,8 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
             return cpu
         key = (resolved, str(target))
         if key not in _device_cache:
-            model = build_model(cpu.config).to(target)
-            model.load_state_dict(cpu.model.state_dict())
+            state = {k: v.to(target) for k, v in cpu.model.state_dict().items()}
+            model = assign_weights(declared_network(cpu.config), state).to(target)  # .to: the constant buffers
             _device_cache[key] = LoadedModel(
                 model.eval(), cpu.prior, cpu.model_id, cpu.config, cpu.path, cpu.context, cpu.has_decoder
             )

@@ -29,7 +29,7 @@ from vtcodec.decoders.files import (
 )
 from vtcodec.decoders.rendering import Decoder
 from vtcodec.errors import InputError, UsageError
-from vtcodec.models import ConvTokenizer, build_model
+from vtcodec.models import ConvTokenizer, assign_weights, declared_network
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
 from vtcodec.zoo import LoadedModel
 
@@ -75,9 +75,8 @@ def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
     key = (fidelity.token_space, fidelity.name, realism.name, round(weight, 4))
     with _lock:
         if key not in _blends:
-            network = build_model(fidelity.network.config)
             mixed = {k: torch.lerp(a[k].float(), b[k].float(), weight) if a[k].is_floating_point() else a[k] for k in a}
-            network.load_state_dict(mixed)
+            network = assign_weights(declared_network(fidelity.network.config), mixed)
             network = network.eval().to(fidelity.device, memory_format=torch.channels_last)
             name = f"{fidelity.name}+{realism.name}@{weight:g}"
             _blends[key] = Decoder(name, fidelity.token_space, network, fidelity.context, None, fidelity.grid_from)
@@ -127,8 +126,7 @@ def carry_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: flo
             return b[key].float()  # a block only the new base has
         return p[key].float() + share * (b[key].float() - a[key].float())
 
-    network = build_model(b_net.config)
-    network.load_state_dict({k: carried(k) for k in p})
+    network = assign_weights(declared_network(b_net.config), {k: carried(k) for k in p})
     return Decoder(point.name, new_base.token_space, network.eval(), point.context, None, grid_from)
 
 

@@ -79,6 +79,29 @@ def declared_network(config: ModelConfig) -> nn.Module:
     return network
 
 
+def assign_weights(network: nn.Module, state: dict[str, torch.Tensor], absent_ok: tuple[str, ...] = ()) -> nn.Module:
+    """``network``, declared on the meta device (:func:`declared_network`), holding ``state``'s tensors as they are.
+
+    No random initialisation and no second copy of the weights; the network's constant buffers are
+    already CPU tensors. Parameters whose names start with ``absent_ok`` may be missing from
+    ``state`` (a token-space file has no decoder): they become zeros that take no memory (one zero
+    broadcast to the shape), placeholders to be replaced, not trained. ``ValueError`` if any other
+    tensor is missing or left over.
+    """
+    missing, unexpected = network.load_state_dict(state, strict=False, assign=True)
+    refused = [k for k in missing if not k.startswith(absent_ok)] + list(unexpected)
+    if refused:
+        raise ValueError(f"tensors do not fit the declared architecture: {refused[:3]}")
+    for module in network.modules():
+        for name, tensor in list(module.named_parameters(recurse=False)):
+            if tensor.is_meta:
+                placeholder = torch.zeros((), dtype=tensor.dtype).expand(tensor.shape)
+                setattr(module, name, nn.Parameter(placeholder, requires_grad=False))
+        if any(buffer.is_meta for buffer in module.buffers(recurse=False)):
+            raise ValueError(f"{type(module).__name__} has a buffer that is not a CPU constant")
+    return network
+
+
 def declared_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor name and shape of the network ``config`` declares (:func:`declared_network`)."""
     return {name: tuple(t.shape) for name, t in declared_network(config).state_dict().items()}
@@ -93,6 +116,7 @@ __all__ = [
     "TiTokTokenizer",
     "TokenSpace",
     "TokenizerConfig",
+    "assign_weights",
     "build_model",
     "config_from_dict",
     "declared_network",

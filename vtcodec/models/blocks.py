@@ -80,4 +80,4 @@ def cell_order(side: int, order: str) -> torch.Tensor:
     else:
         raise ValueError(f"unknown cell order {order!r}")
     ranked = sorted(range(len(cells)), key=lambda i: (keys[i], i))
-    return torch.tensor(ranked, dtype=torch.int64)
+    return torch.tensor(ranked, dtype=torch.int64, device="cpu")  # a constant, even under the meta device

@@ -18,8 +18,9 @@ class FSQ(nn.Module):
     def __init__(self, levels: list[int]) -> None:
         super().__init__()
         self.levels_list = list(levels)
-        levels_t = torch.tensor(levels, dtype=torch.int64)
-        basis = torch.cumprod(torch.tensor([1, *levels[:-1]], dtype=torch.int64), dim=0)
+        # Constants on the CPU even when the network is declared on the meta device (``.to`` moves them).
+        levels_t = torch.tensor(levels, dtype=torch.int64, device="cpu")
+        basis = torch.cumprod(torch.tensor([1, *levels[:-1]], dtype=torch.int64, device="cpu"), dim=0)
         self.register_buffer("levels", levels_t, persistent=False)
         self.register_buffer("basis", basis, persistent=False)
 

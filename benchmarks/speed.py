@@ -7,6 +7,8 @@ folder, run with ``PYTHONPATH`` pointing at it, so both use the same interpreter
 packages.
 
     python benchmarks/speed.py --base 78b4874 --image samples/parrots.png
+
+It also prints, for each tree, the time of a byte-budget encode (``--bpp``) over a plain one.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ runpy.run_module('vtcodec', run_name='__main__')
 """
 
 
-def commands(image: Path, vtk: Path, out: Path) -> dict[str, list[str]]:
+def commands(image: Path, vtk: Path, out: Path, bpp: float) -> dict[str, list[str]]:
     return {
         "vtcodec --help": ["--help"],
         "vtcodec info FILE": ["info", str(vtk)],
         "vtcodec encode -t 64": ["encode", str(image), "-t", "64", "-o", str(out / "a.vtk"), "-f"],
+        f"vtcodec encode --bpp {bpp:g}": ["encode", str(image), "--bpp", f"{bpp:g}", "-o", str(out / "b.vtk"), "-f"],
         "vtcodec decode": ["decode", str(vtk), "-o", str(out / "a.png"), "-f"],
     }
 
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="The commit to compare against.")
     parser.add_argument("--image", type=Path, default=ROOT / "samples" / "parrots.png")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--bpp", type=float, default=0.04, help="The budget encode's budget, in bits per pixel.")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     args.image = args.image.resolve()
@@ -94,7 +98,7 @@ def main() -> None:
                 cwd=ROOT,
             )
             results = {}
-            for label, cmd in commands(args.image, vtk, out).items():
+            for label, cmd in commands(args.image, vtk, out, args.bpp).items():
                 times = {"base": [], "now": []}
                 peaks = {"base": [], "now": []}
                 for _ in range(args.repeat):
@@ -111,6 +115,11 @@ def main() -> None:
                     f"  peak RSS {row['base_peak_mb']:.0f} -> {row['now_peak_mb']:.0f} MB",
                     flush=True,
                 )
+            plain, budget = results["vtcodec encode -t 64"], results[f"vtcodec encode --bpp {args.bpp:g}"]
+            for name in ("base", "now"):  # the issue's target: a budget encode at most 3x a plain one
+                ratio = budget[name] / plain[name]
+                results[f"budget/plain {name}"] = round(ratio, 2)
+                print(f"{name:4s}: encode --bpp {args.bpp:g} takes {ratio:.1f}x the time of encode -t 64", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
     if args.json:

@@ -188,7 +188,7 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         raise InputError(f"{where}: not a valid vtcodec model file ({exc})") from None
     if prior.codebook_size != model.codebook_size or prior.max_tokens != model.max_tokens:
         raise InputError(f"{where}: prior table does not match the model")
-    model.eval()
+    model.eval().requires_grad_(False)  # for inference; training builds its own copy
     return LoadedModel(model, prior, model_id, config, path, context, has_decoder)
 
 
@@ -217,8 +217,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         if key not in _device_cache:
             state = {k: v.to(target) for k, v in cpu.model.state_dict().items()}
             model = assign_weights(declared_network(cpu.config), state).to(target)  # .to: the constant buffers
+            model.eval().requires_grad_(False)
             _device_cache[key] = LoadedModel(
-                model.eval(), cpu.prior, cpu.model_id, cpu.config, cpu.path, cpu.context, cpu.has_decoder
+                model, cpu.prior, cpu.model_id, cpu.config, cpu.path, cpu.context, cpu.has_decoder
             )
         return _device_cache[key]
 

@@ -13,7 +13,7 @@ from vtcodec.decoders import load_decoder, rendering
 from vtcodec.decoders.files import save_decoder
 from vtcodec.decoders.rendering import Decoder, receptive_radius
 from vtcodec.errors import InputError, UnknownModelError
-from vtcodec.models import build_model
+from vtcodec.models import TokenizerConfig, build_model
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
 from vtcodec.pipeline import TokenImage, read_tokens
 from vtcodec.registry import DECODER_PREFIXES
@@ -512,3 +512,34 @@ def test_bfloat16_decoding_changes_pixels_by_little(tiny_model, trained_looking)
     with pytest.raises(ValueError, match="precision"):
         with Decoder("g", tiny_model.model_id, trained_looking, "grid", precision="fp8").autocast():
             pass
+
+
+def test_train_decoder_starts_a_narrower_decoder_for_the_same_tokens(cli_run, tiny_model_path, tiny_model, tmp_path):
+    data = image_folder(tmp_path / "data", 3, 80, 70)
+    config = tmp_path / "narrow.json"
+    narrow = {"decoder_channels": [4, 4, 6, 6], "decoder_hidden": [6, 6, 4, 4], "decoder_blocks": [1, 1, 1, 1]}
+    config.write_text(json.dumps({"decoder_train": {"batch_size": 2, "grid_from": 2, "architecture": narrow}}))
+    run = tmp_path / "run"
+    args = ["train-decoder", data, "--init", tiny_model_path, "--out", run, "--config", config, "--name", "narrow"]
+    assert cli_run(*args, "--steps", "2")[0] == 0
+    checkpoint = torch.load(run / "last.ckpt", weights_only=False)
+    assert tuple(checkpoint["model_config"]["decoder_channels"]) == (4, 4, 6, 6)
+    fresh = set(checkpoint["fresh_parameters"])
+    assert fresh and all(name.startswith(("decoder.", "fine_in.")) for name in fresh)
+    for name, value in checkpoint["model"].items():  # the token space is copied: the same tokens
+        if not name.startswith(DECODER_PREFIXES):
+            assert torch.equal(value, tiny_model.model.state_dict()[name]), name
+    decoder = load_decoder(tiny_model, run / "decoder.safetensors")
+    assert decoder.network.config.decoder_widths() == (4, 4, 6, 6) and decoder.grid_from == 2
+    narrow_size = sum(p.numel() for p in decoder.network.decoder.parameters())
+    assert narrow_size < sum(p.numel() for p in tiny_model.model.decoder.parameters())
+    encoded = vtcodec.compress(random_image(70, 50), 6, model=tiny_model)
+    assert vtcodec.decompress(encoded, model=tiny_model, decoder=decoder).size == (70, 50)
+
+
+def test_configs_without_decoder_widths_store_as_before():
+    assert "decoder_channels" not in TINY_CONFIG.to_dict()  # so earlier model ids and files stay the same
+    narrow = TokenizerConfig.from_dict({**TINY_CONFIG.to_dict(), "decoder_channels": [4, 4, 4, 4]})
+    assert narrow.decoder_widths() == (4, 4, 4, 4) and TokenizerConfig.from_dict(narrow.to_dict()) == narrow
+    with pytest.raises(ValueError, match="one positive width per stage"):
+        build_model(TokenizerConfig.from_dict({**TINY_CONFIG.to_dict(), "decoder_channels": [4, 4]}))

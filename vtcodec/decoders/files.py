@@ -105,11 +105,14 @@ def _dequantize(tensors: dict[str, np.ndarray], weights: str) -> dict[str, torch
 def architecture(network: ConvTokenizer) -> dict:
     """The decoder-only hyper-parameters of ``network`` (lists for tuples), as a decoder file records them."""
     config = network.config
-    return {
+    shape = {
         "decoder_blocks": list(config.decoder_stage_blocks()),
         "decoder_hidden": list(config.decoder_stage_hidden()),
         "decoder_attention": config.decoder_attention,
     }
+    if config.decoder_channels is not None:  # only then, so that earlier decoder files' headers are unchanged
+        shape["decoder_channels"] = list(config.decoder_channels)
+    return shape
 
 
 def _decoder_config(model: LoadedModel, arch: object) -> TokenizerConfig:
@@ -118,7 +121,7 @@ def _decoder_config(model: LoadedModel, arch: object) -> TokenizerConfig:
         raise ValueError(f"architecture {arch!r}")
     config = TokenizerConfig.from_dict({**model.config.to_dict(), **arch})  # JSON lists become tuples there
     blocks, hidden = config.decoder_stage_blocks(), config.decoder_stage_hidden()  # validates them
-    if max(blocks) > 64 or max(hidden) > 4096 or not 0 <= config.decoder_attention <= 64:
+    if max(blocks) > 64 or max(hidden + config.decoder_widths()) > 4096 or not 0 <= config.decoder_attention <= 64:
         raise ValueError(f"architecture {arch!r} out of range")
     return config
 

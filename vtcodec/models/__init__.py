@@ -48,7 +48,7 @@ def _check_grid_bounds(config: TokenizerConfig) -> None:
     """``ValueError`` unless a grid-family config's widths, depths and tile lie within coarse bounds."""
     blocks = [config.blocks_per_stage, config.encoder_blocks or 0, config.decoder_attention]
     blocks += list(config.decoder_blocks) if isinstance(config.decoder_blocks, tuple) else [config.decoder_blocks or 0]
-    widths = [*config.channels, config.grid_channels, *(config.decoder_hidden or ())]
+    widths = [*config.channels, config.grid_channels, *(config.decoder_hidden or ()), *(config.decoder_channels or ())]
     if not (
         1 <= len(config.channels) <= _MAX_STAGES
         and all(isinstance(w, int) and 1 <= w <= _MAX_CHANNELS for w in widths)

@@ -24,6 +24,7 @@ class TokenizerConfig:
     decoder_blocks: int | tuple[int, ...] | None = None  # per decoder stage (coarsest first), or one for all
     decoder_hidden: tuple[int, ...] | None = None  # inner width of each decoder stage's residual blocks
     decoder_attention: int = 0  # self-attention blocks after the first decoder stage's residual blocks
+    decoder_channels: tuple[int, ...] | None = None  # the decoder's widths, finest first (None: ``channels``)
     cell_size: int = 32
     cell_order: str = "raster"
     fine_groups: int = 0
@@ -43,9 +44,17 @@ class TokenizerConfig:
             return self.decoder_blocks
         return (self.stage_blocks("decoder"),) * len(self.channels)
 
+    def decoder_widths(self) -> tuple[int, ...]:
+        """The decoder's feature widths, finest first as ``channels``: ``decoder_channels`` or the encoder's."""
+        if self.decoder_channels is None:
+            return self.channels
+        if len(self.decoder_channels) != len(self.channels) or min(self.decoder_channels) < 1:
+            raise ValueError(f"decoder_channels needs one positive width per stage ({len(self.channels)})")
+        return self.decoder_channels
+
     def decoder_stage_hidden(self) -> tuple[int, ...]:
         """Inner width of each decoder stage's residual blocks, coarsest first."""
-        widths = tuple(reversed(self.channels))
+        widths = tuple(reversed(self.decoder_widths()))
         if self.decoder_hidden is None:
             return widths
         if len(self.decoder_hidden) != len(widths) or min(self.decoder_hidden) < 1:
@@ -53,16 +62,20 @@ class TokenizerConfig:
         return self.decoder_hidden
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The stored form; ``decoder_channels`` only when set, so that earlier files' configs are unchanged."""
+        data = asdict(self)
+        if data["decoder_channels"] is None:
+            del data["decoder_channels"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> TokenizerConfig:
         data = dict(data)
-        for key in ("fsq_levels", "channels", "decoder_blocks", "decoder_hidden"):
+        for key in ("fsq_levels", "channels", "decoder_blocks", "decoder_hidden", "decoder_channels"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-DECODER_ARCHITECTURE = ("decoder_blocks", "decoder_hidden", "decoder_attention")  # decoder-only keys
+DECODER_ARCHITECTURE = ("decoder_blocks", "decoder_hidden", "decoder_attention", "decoder_channels")  # decoder-only

@@ -26,6 +26,8 @@ starts as the identity: ``vtcodec train --init`` grows depth without changing th
 The decoder alone can also grow (``DECODER_ARCHITECTURE``: blocks per stage, the inner
 width of its residual blocks, self-attention over each tile's 1/16-scale grid), function-
 preservingly with ``vtcodec.models.growth.grow_decoder``; decoder files record these keys.
+``decoder_channels`` gives the decoder widths of its own (a cheaper decoder for the same
+tokens); a decoder of other widths is trained afresh, not grown.
 
 Tokens past the kept prefix are replaced by learned "absent" vectors, so the
 decoder knows how many it has. Training keeps a random prefix per sample
@@ -50,7 +52,7 @@ class ConvTokenizer(nn.Module):
     def __init__(self, config: TokenizerConfig) -> None:
         super().__init__()
         self.config = config
-        c = config.channels
+        c, w = config.channels, config.decoder_widths()  # the encoder's widths, the decoder's
         if config.tile_size % 16:
             raise ValueError("tile_size must be a multiple of 16")
         self.grid = config.tile_size // 16
@@ -68,7 +70,7 @@ class ConvTokenizer(nn.Module):
             enc += [nn.SiLU(), nn.Conv2d(c[-1], config.grid_channels, 1)]
             self.readout: nn.Module = nn.Linear(grid_dim, k * d)
             self.writein: nn.Module = nn.Linear(k * d, grid_dim)
-            dec: list[nn.Module] = [nn.Conv2d(config.grid_channels, c[-1], 1)]
+            dec: list[nn.Module] = [nn.Conv2d(config.grid_channels, w[-1], 1)]
         elif config.layout == "grid":
             if config.cell_size not in (16, 32) or config.tile_size % config.cell_size:
                 raise ValueError("cell_size must be 16 or 32 and divide tile_size")
@@ -91,28 +93,28 @@ class ConvTokenizer(nn.Module):
                 self.register_buffer("fine_order", fine_order, persistent=False)
                 self.register_buffer("fine_inverse_order", torch.argsort(fine_order), persistent=False)
                 self.fine_head = nn.Conv2d(c[-1], self.fine_groups * d, 3, padding=1)
-                self.fine_in = nn.Conv2d(self.fine_groups * d, c[-1], 3, padding=1)
+                self.fine_in = nn.Conv2d(self.fine_groups * d, w[-1], 3, padding=1)
                 nn.init.zeros_(self.fine_in.weight)
                 nn.init.zeros_(self.fine_in.bias)
             if config.cell_size == 32:
                 enc += [nn.SiLU(), nn.Conv2d(c[-1], self.groups * d, 4, stride=2, padding=1)]
-                dec = [Upsample(self.groups * d, c[-1])]
+                dec = [Upsample(self.groups * d, w[-1])]
             else:
                 enc += [nn.SiLU(), nn.Conv2d(c[-1], self.groups * d, 3, padding=1)]
-                dec = [nn.Conv2d(self.groups * d, c[-1], 3, padding=1)]
+                dec = [nn.Conv2d(self.groups * d, w[-1], 3, padding=1)]
             self.readout = nn.Identity()
             self.writein = nn.Identity()
         else:
             raise ValueError(f"unknown token layout {config.layout!r}")
         self.encoder = nn.Sequential(*enc)
         blocks, hidden = config.decoder_stage_blocks(), config.decoder_stage_hidden()
-        for stage, i in enumerate(reversed(range(len(c)))):
-            dec += [ResBlock(c[i], hidden[stage]) for _ in range(blocks[stage])]
+        for stage, i in enumerate(reversed(range(len(w)))):
+            dec += [ResBlock(w[i], hidden[stage]) for _ in range(blocks[stage])]
             if stage == 0:
-                dec += [AttentionBlock(c[i]) for _ in range(config.decoder_attention)]
+                dec += [AttentionBlock(w[i]) for _ in range(config.decoder_attention)]
             if i > 0:
-                dec.append(Upsample(c[i], c[i - 1]))
-        dec += [nn.SiLU(), nn.Conv2d(c[0], 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
+                dec.append(Upsample(w[i], w[i - 1]))
+        dec += [nn.SiLU(), nn.Conv2d(w[0], 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
         self.decoder = nn.Sequential(*dec)
 
     @property

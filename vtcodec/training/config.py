@@ -62,7 +62,8 @@ class DecoderTrainConfig:
     checkpoint_minutes: float = 4.0
     seed: int = 0
     # Grow the starting decoder function-preservingly (vtcodec.models.growth): decoder_blocks,
-    # decoder_hidden, decoder_attention. Layers it adds learn at lr * fresh_lr_scale.
+    # decoder_hidden, decoder_attention; or, with decoder_channels (other widths), start a new decoder for
+    # the same tokens (warm_start.fresh_decoder). Layers it adds learn at lr * fresh_lr_scale.
     architecture: dict | None = None
     fresh_lr_scale: float = 1.0
     # Joint fine-tuning: the encoder learns too (at lr * encoder_lr_scale), so the tokens change and the

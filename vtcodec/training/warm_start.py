@@ -10,7 +10,7 @@ from vtcodec.decoders import full_network, load_decoder
 from vtcodec.errors import InputError
 from vtcodec.models import ConvTokenizer, build_model
 from vtcodec.models.growth import fresh_parameters, grow_decoder, map_index
-from vtcodec.models.tokenizer import ResBlock
+from vtcodec.models.tokenizer import DECODER_ARCHITECTURE, ResBlock, TokenizerConfig
 from vtcodec.training.config import DecoderTrainConfig
 from vtcodec.zoo import load_model
 
@@ -120,12 +120,40 @@ def starting_network(
         model, fresh = grow_encoder(model, int(architecture.pop("encoder_blocks")))
     if not architecture:
         return model, cfg, fresh
+    if "decoder_channels" in architecture:  # other widths cannot grow from the old decoder: a new one
+        model, new = fresh_decoder(model, architecture)
+        if cfg.grid_from > len(model.decoder):
+            raise InputError(f"grid_from {cfg.grid_from} is past the new decoder's {len(model.decoder)} layers")
+        return model, cfg, fresh | new
     try:
         grown = grow_decoder(model, **architecture)
     except (TypeError, ValueError) as exc:
         raise InputError(f"cannot grow the decoder to {architecture} ({exc})") from None
     grid_from = map_index(model, grown, cfg.grid_from)
     return grown, replace(cfg, grid_from=grid_from), fresh | fresh_parameters(model, grown)
+
+
+def fresh_decoder(network: ConvTokenizer, architecture: dict) -> tuple[ConvTokenizer, set[str]]:
+    """A copy of ``network``'s token space with a new, randomly initialised decoder of ``architecture``
+    (decoder keys, ``decoder_channels`` among them), and the new decoder's parameter names.
+
+    The encoder, the quantizer and the fine-token head are copied, so the tokens stay the same; the
+    absent-token vectors are copied as a start.
+    """
+    unknown = set(architecture) - set(DECODER_ARCHITECTURE)
+    if unknown:
+        raise InputError(f"a new decoder takes only decoder keys, not {', '.join(sorted(unknown))}")
+    try:
+        target = build_model(TokenizerConfig.from_dict({**network.config.to_dict(), **architecture}))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"cannot build the decoder {architecture} ({exc})") from None
+    state = target.state_dict()
+    new = {name for name, _ in target.named_parameters() if name.startswith(("decoder.", "fine_in."))}
+    for name, value in network.state_dict().items():
+        if name in state and name not in new:
+            state[name] = value.clone()
+    target.load_state_dict(state)
+    return target, new
 
 
 def grow_encoder(network: ConvTokenizer, encoder_blocks: int) -> tuple[ConvTokenizer, set[str]]:

@@ -514,16 +514,21 @@ def test_bfloat16_decoding_changes_pixels_by_little(tiny_model, trained_looking)
             pass
 
 
-def test_train_decoder_starts_a_narrower_decoder_for_the_same_tokens(cli_run, tiny_model_path, tiny_model, tmp_path):
+def test_train_decoder_starts_a_narrower_decoder_for_the_same_tokens(
+    cli_run, tiny_model_path, tiny_model, trained_looking, tmp_path
+):
     data = image_folder(tmp_path / "data", 3, 80, 70)
+    start = tmp_path / "start.decoder.safetensors"
+    save_decoder(trained_looking, "grid", tiny_model.model_id, start, grid_from=3)  # its split is not the new one's
     config = tmp_path / "narrow.json"
     narrow = {"decoder_channels": [4, 4, 6, 6], "decoder_hidden": [6, 6, 4, 4], "decoder_blocks": [1, 1, 1, 1]}
     config.write_text(json.dumps({"decoder_train": {"batch_size": 2, "grid_from": 2, "architecture": narrow}}))
     run = tmp_path / "run"
     args = ["train-decoder", data, "--init", tiny_model_path, "--out", run, "--config", config, "--name", "narrow"]
-    assert cli_run(*args, "--steps", "2")[0] == 0
+    assert cli_run(*args, "--init-decoder", start, "--steps", "2")[0] == 0
     checkpoint = torch.load(run / "last.ckpt", weights_only=False)
     assert tuple(checkpoint["model_config"]["decoder_channels"]) == (4, 4, 6, 6)
+    assert checkpoint["train_config"]["grid_from"] == 2
     fresh = set(checkpoint["fresh_parameters"])
     assert fresh and all(name.startswith(("decoder.", "fine_in.")) for name in fresh)
     for name, value in checkpoint["model"].items():  # the token space is copied: the same tokens

@@ -99,10 +99,12 @@ def starting_network(
 
     The token space's model, with the decoder of ``init_decoder`` (a decoder name or file), else
     the model file's own or its default decoder, grown to ``cfg.architecture`` when set. A
-    whole-grid decoder brings its own ``grid_from``, which replaces the config's.
+    whole-grid decoder brings its own ``grid_from``, which replaces the config's, unless the run starts a
+    new decoder of other widths (``decoder_channels``).
     """
 
     source = load_model(init_weights)
+    configured = cfg  # a new decoder (other widths) keeps the config's own split
     if init_decoder or not source.has_decoder:
         decoder = load_decoder(source, init_decoder)
         start = decoder.network
@@ -122,9 +124,9 @@ def starting_network(
         return model, cfg, fresh
     if "decoder_channels" in architecture:  # other widths cannot grow from the old decoder: a new one
         model, new = fresh_decoder(model, architecture)
-        if cfg.grid_from > len(model.decoder):
-            raise InputError(f"grid_from {cfg.grid_from} is past the new decoder's {len(model.decoder)} layers")
-        return model, cfg, fresh | new
+        if configured.grid_from > len(model.decoder):
+            raise InputError(f"grid_from {configured.grid_from} is past the new decoder's {len(model.decoder)} layers")
+        return model, replace(cfg, grid_from=configured.grid_from), fresh | new
     try:
         grown = grow_decoder(model, **architecture)
     except (TypeError, ValueError) as exc:

@@ -1,20 +1,27 @@
 """Multiply-accumulates per output pixel of a decoder, layer by layer (a 512x512 image at 64 tokens).
 
 Counted as ``benchmarks/decoder_eval.py`` counts them (convolutions, linear layers, attention); a
-budget for a faster decoder starts from where these go.
+budget for a faster decoder starts from where these go. ``--config`` instead counts the new decoder
+that a ``train-decoder`` config would start (random weights: its cost, not its pictures), and times
+a render of a Kodak-sized image against the default decoder.
 
     python benchmarks/probes/decoder_macs.py [--decoder attention]
+    python benchmarks/probes/decoder_macs.py --config configs/fast-decoder.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import vtcodec
 from vtcodec.decoders import load_decoder
+from vtcodec.decoders.rendering import Decoder
 from vtcodec.models.blocks import AttentionBlock
 from vtcodec.tile_grid import TileGrid
 
@@ -31,11 +38,35 @@ def layer_macs(module: torch.nn.Module, output: torch.Tensor) -> int:
     return 2 * b * (h * w) ** 2 * c
 
 
+def best_render(decoder: Decoder) -> float:
+    grid = TileGrid(768, 512, decoder.network.tile_size)
+    ids = np.random.default_rng(0).integers(0, decoder.network.codebook_size, (grid.count, decoder.network.max_tokens))
+    times = []
+    for _ in range(4):  # the first warms up
+        start = time.perf_counter()
+        decoder.render(ids, np.full(grid.count, 64), grid)
+        times.append(time.perf_counter() - start)
+    return min(times[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decoder", default=None, help="a decoder name or file (default: the model's default)")
+    parser.add_argument("--config", type=Path, help="a train-decoder config that starts a new decoder")
     args = parser.parse_args()
-    decoder = load_decoder(vtcodec.load_model(), args.decoder)
+    model = vtcodec.load_model()
+    decoder = load_decoder(model, args.decoder)
+    if args.config is not None:
+        from vtcodec.training.config import DecoderTrainConfig
+        from vtcodec.training.warm_start import starting_network
+
+        cfg = DecoderTrainConfig(**json.loads(args.config.read_text())["decoder_train"])
+        network, cfg, _ = starting_network(str(vtcodec.zoo.model_path(None)), decoder.name, cfg)
+        network = network.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        new = Decoder(args.config.stem, model.model_id, network, "grid", grid_from=cfg.grid_from)
+        print(f"render of 768x512 at 64 tokens, best of 3: {decoder.name} {best_render(decoder):.3f} s, ", end="")
+        print(f"{new.name} {best_render(new):.3f} s")
+        decoder = new
     named = dict(decoder.network.named_modules())
     totals: dict[str, int] = {}
 

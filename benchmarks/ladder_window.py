@@ -1,11 +1,15 @@
-"""Byte budgets with fewer decodes: the whole length ladder against a few lengths around the answer.
+"""Byte budgets with cheaper measurements: the whole length ladder against a few lengths around the
+answer, or against the whole ladder measured with a cheaper (proxy) decoder.
 
 For a budget, the largest uniform token count n that fits needs no network (entropy coding only).
 The RD table is then measured only at lengths around n (multiples of n, plus 0 and
 every token), and the allocation is compared at equal bytes with the one from the whole ladder:
-PSNR-RGB of the decoded files, and the number of decodes each needed.
+PSNR-RGB of the files decoded with the default decoder, the number of decodes each needed and the
+seconds they took. ``--proxy DECODER`` adds a third allocation, the whole ladder measured with
+that decoder (a name or a decoder file), the file still decoded with the default.
 
     python benchmarks/ladder_window.py --images ../shared/data/train/bsds500/val --limit 8 --bpp 0.02 0.04 0.08
+    python benchmarks/ladder_window.py ... --proxy runs/fast-a/decoder.safetensors
 """
 
 from __future__ import annotations
@@ -37,51 +41,66 @@ def main() -> None:
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--bpp", type=float, nargs="+", default=[0.02, 0.04, 0.08])
+    parser.add_argument("--proxy", help="a cheaper decoder (name or file) to measure the whole ladder with")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model = vtcodec.load_model()
     decoder = load_decoder(model)
+    proxy = load_decoder(model, args.proxy) if args.proxy else None
     k = model.config.max_tokens
     files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".png", ".jpg"))[: args.limit]
     rows = []
     for path in files:
         pixels = np.asarray(Image.open(path).convert("RGB"))
         tokens = vtcodec.tokenize(pixels, model)
-        start = time.perf_counter()
-        full = rate.measure(pixels, tokens, model, decoder)
-        full_s = time.perf_counter() - start
+        full, full_s = timed(pixels, tokens, model, decoder)
+        proxied = timed(pixels, tokens, model, proxy) if proxy is not None else None
         for bpp in args.bpp:
             budget = int(bpp * pixels.shape[0] * pixels.shape[1] / 8)
             uniform = fit_uniform_bytes(tokens, model, budget)
             n = 0 if uniform is None else int(uniform.counts[0])
             lengths = window_lengths(n, k, WINDOW)
-            start = time.perf_counter()
-            small = rate.measure(pixels, tokens, model, decoder, lengths=lengths)
-            small_s = time.perf_counter() - start
-            row = {"image": path.name, "bpp": bpp, "uniform_tokens": n, "decodes": [len(full.lengths), len(lengths)]}
-            for name, table in (("ladder", full), ("window", small)):
+            tables = {"ladder": (full, full_s)}
+            tables["window"] = timed(pixels, tokens, model, decoder, lengths)
+            if proxied is not None:
+                tables["proxy"] = proxied
+            row = {"image": path.name, "bpp": bpp, "uniform_tokens": n}
+            for name, (table, seconds) in tables.items():
                 result = fit_bytes(pixels, tokens, model, budget, table=table, decoder=decoder)
                 row[name] = {
                     "bytes": len(result.data),
                     "psnr": psnr_rgb(pixels, decoder.render(tokens.ids, result.counts, tokens.grid)),
+                    "decodes": len(table.lengths),
+                    "seconds": round(seconds, 3),
                 }
-            row["seconds"] = [round(full_s, 2), round(small_s, 2)]
             rows.append(row)
-            print(
-                f"{path.name} {bpp}: n={n} ladder {row['ladder']['psnr']:.3f} dB ({row['ladder']['bytes']} B), "
-                f"window {row['window']['psnr']:.3f} dB ({row['window']['bytes']} B), decodes {row['decodes']}",
-                flush=True,
-            )
-    print("\n| bpp | PSNR, whole ladder | PSNR, window | difference | decodes (ladder → window) |")
-    print("|---|---|---|---|---|")
+            report = ", ".join(f"{name} {row[name]['psnr']:.3f} dB ({row[name]['bytes']} B)" for name in tables)
+            print(f"{path.name} {bpp}: n={n} {report}", flush=True)
+    variants = [name for name in ("window", "proxy") if name in rows[0]]
+    print("\n| bpp | PSNR, whole ladder | " + " | ".join(f"{v}: difference, decodes, time" for v in variants) + " |")
+    print("|---|---|" + "---|" * len(variants))
     for bpp in args.bpp:
         mine = [r for r in rows if r["bpp"] == bpp]
-        a = float(np.mean([r["ladder"]["psnr"] for r in mine]))
-        b = float(np.mean([r["window"]["psnr"] for r in mine]))
-        decodes = (np.mean([r["decodes"][0] for r in mine]), np.mean([r["decodes"][1] for r in mine]))
-        print(f"| {bpp} | {a:.3f} | {b:.3f} | {b - a:+.3f} dB | {decodes[0]:.0f} → {decodes[1]:.1f} |")
+        base = float(np.mean([r["ladder"]["psnr"] for r in mine]))
+        base_s = float(np.mean([r["ladder"]["seconds"] for r in mine]))
+        cells = []
+        for v in variants:
+            diff = float(np.mean([r[v]["psnr"] - r["ladder"]["psnr"] for r in mine]))
+            worst = float(np.min([r[v]["psnr"] - r["ladder"]["psnr"] for r in mine]))
+            decodes = float(np.mean([r[v]["decodes"] for r in mine]))
+            share = float(np.mean([r[v]["seconds"] for r in mine])) / base_s
+            cells.append(f"{diff:+.3f} dB (worst {worst:+.3f}), {decodes:.1f}, {share:.2f} of the ladder's time")
+        print(f"| {bpp} | {base:.3f} | " + " | ".join(cells) + " |")
     if args.json:
-        args.json.write_text(json.dumps({"images": str(args.images), "window": WINDOW, "rows": rows}, indent=1) + "\n")
+        record = {"images": str(args.images), "window": WINDOW, "proxy": args.proxy, "rows": rows}
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def timed(pixels, tokens, model, decoder, lengths=None) -> tuple[rate.RDTable, float]:
+    """``rate.measure`` of these arguments and the seconds it took."""
+    start = time.perf_counter()
+    table = rate.measure(pixels, tokens, model, decoder, lengths=lengths)
+    return table, time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vtcodec.context_prior import DigitContextPrior, token_layout
-from vtcodec.models import TokenizerConfig, assign_weights, build_model, declared_network
+from vtcodec.models import TokenizerConfig, build_model, declared_network, inference_network
 from vtcodec.prior import TokenPrior
 from vtcodec.training.warm_start import warm_start
 from vtcodec.zoo import context_layout, load_model, save_model
@@ -94,16 +94,17 @@ def test_growing_depth_starts_as_the_source(tmp_path):
     assert not deeper.decoder[3].conv2.weight.any()
 
 
-def test_assigned_weights_are_the_given_tensors_and_absent_ones_take_no_memory():
+def test_loaded_networks_hold_the_given_tensors_for_inference_and_absent_ones_take_no_memory():
     torch.manual_seed(3)
     source = build_model(FINE).eval()
     state = {k: v.clone() for k, v in source.state_dict().items() if not k.startswith("decoder")}
-    network = assign_weights(declared_network(FINE), state, absent_ok=("decoder",)).eval()
+    network = inference_network(declared_network(FINE), state, absent_ok=("decoder",))
     assert all(network.state_dict()[k].data_ptr() == v.data_ptr() for k, v in state.items())  # no copy
+    assert not network.training and not any(p.requires_grad for p in network.parameters())
     placeholders = [p for name, p in network.named_parameters() if name.startswith("decoder")]
     assert placeholders and all(p.stride() == (0,) * p.dim() and not p.any() for p in placeholders)
     assert torch.equal(network.order, source.order)  # constant buffers computed, not left on meta
     tiles = torch.rand(2, 3, 64, 64)
     assert torch.equal(network.encode(tiles), source.encode(tiles))
     with pytest.raises(ValueError, match="do not fit"):
-        assign_weights(declared_network(FINE), state)  # the decoder may not be absent unless allowed
+        inference_network(declared_network(FINE), state)  # the decoder may not be absent unless allowed

@@ -37,9 +37,9 @@ from vtcodec.models import (
     ConvTokenizer,
     ModelConfig,
     TokenSpace,
-    assign_weights,
     config_from_dict,
     declared_network,
+    inference_network,
 )
 from vtcodec.prior import TokenPrior
 from vtcodec.registry import CONFIG_KEY, DECODER_PREFIXES, MODEL_ID_KEY, model_id_of
@@ -176,7 +176,7 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         model_id = bytes.fromhex(metadata[MODEL_ID_KEY]) if MODEL_ID_KEY in metadata else model_id_of(data)
         if len(model_id) != MODEL_ID_BYTES:
             raise ValueError(f"model id of {len(model_id)} bytes")
-        model = assign_weights(model, state, () if has_decoder else DECODER_PREFIXES)
+        model = inference_network(model, state, () if has_decoder else DECODER_PREFIXES)
         context = None
         if tables:
             layout = context_layout(model)
@@ -188,7 +188,6 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         raise InputError(f"{where}: not a valid vtcodec model file ({exc})") from None
     if prior.codebook_size != model.codebook_size or prior.max_tokens != model.max_tokens:
         raise InputError(f"{where}: prior table does not match the model")
-    model.eval().requires_grad_(False)  # for inference; training builds its own copy
     return LoadedModel(model, prior, model_id, config, path, context, has_decoder)
 
 
@@ -216,8 +215,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         key = (resolved, str(target))
         if key not in _device_cache:
             state = {k: v.to(target) for k, v in cpu.model.state_dict().items()}
-            model = assign_weights(declared_network(cpu.config), state).to(target)  # .to: the constant buffers
-            model.eval().requires_grad_(False)
+            model = inference_network(declared_network(cpu.config), state).to(target)  # .to: the constant buffers
             _device_cache[key] = LoadedModel(
                 model, cpu.prior, cpu.model_id, cpu.config, cpu.path, cpu.context, cpu.has_decoder
             )

@@ -29,7 +29,7 @@ from vtcodec.decoders.files import (
 )
 from vtcodec.decoders.rendering import Decoder
 from vtcodec.errors import InputError, UsageError
-from vtcodec.models import ConvTokenizer, assign_weights, declared_network
+from vtcodec.models import ConvTokenizer, declared_network, inference_network
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
 from vtcodec.zoo import LoadedModel
 
@@ -76,8 +76,8 @@ def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
     with _lock:
         if key not in _blends:
             mixed = {k: torch.lerp(a[k].float(), b[k].float(), weight) if a[k].is_floating_point() else a[k] for k in a}
-            network = assign_weights(declared_network(fidelity.network.config), mixed)
-            network = network.eval().requires_grad_(False).to(fidelity.device, memory_format=torch.channels_last)
+            network = inference_network(declared_network(fidelity.network.config), mixed)
+            network = network.to(fidelity.device, memory_format=torch.channels_last)
             name = f"{fidelity.name}+{realism.name}@{weight:g}"
             _blends[key] = Decoder(name, fidelity.token_space, network, fidelity.context, None, fidelity.grid_from)
         return _blends[key]
@@ -126,7 +126,7 @@ def carry_blend(point: Decoder, old_base: Decoder, new_base: Decoder, share: flo
             return b[key].float()  # a block only the new base has
         return p[key].float() + share * (b[key].float() - a[key].float())
 
-    network = assign_weights(declared_network(b_net.config), {k: carried(k) for k in p}).eval().requires_grad_(False)
+    network = inference_network(declared_network(b_net.config), {k: carried(k) for k in p})
     return Decoder(point.name, new_base.token_space, network, point.context, None, grid_from)
 
 

@@ -24,7 +24,7 @@ from safetensors.torch import save as save_torch
 from vtcodec.decoders.rendering import CONTEXTS, Decoder, receptive_radius
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.fileio import write_atomic
-from vtcodec.models import ConvTokenizer, TokenizerConfig, assign_weights, declared_network, declared_shapes
+from vtcodec.models import ConvTokenizer, TokenizerConfig, declared_network, declared_shapes, inference_network
 from vtcodec.models.tokenizer import DECODER_ARCHITECTURE
 from vtcodec.registry import DECODER_PREFIXES
 from vtcodec.zoo import LoadedModel, check_tensors
@@ -158,7 +158,7 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
     state = {k: v for k, v in model.model.state_dict().items() if not k.startswith(DECODER_PREFIXES)}
     state.update(tensors)
     try:
-        network = assign_weights(declared_network(config), state)
+        network = inference_network(declared_network(config), state)
     except (ValueError, RuntimeError) as exc:
         raise InputError(f"{where}: decoder does not fit model {model.model_id.hex()} ({exc})") from None
     if not 0 <= grid_from <= len(network.decoder):
@@ -167,9 +167,7 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
         receptive_radius(network, grid_from if context == "grid" else len(network.decoder))
     except ValueError as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
-    # No gradients: under bfloat16 autocast a weight that requires them is cast once and cached, a second
-    # copy of the decoder for the whole decode (75 MB more peak on a 768x512 photo). Training copies the weights.
-    network = network.eval().requires_grad_(False).to(model.device, memory_format=torch.channels_last)
+    network = network.to(model.device, memory_format=torch.channels_last)
     return Decoder(name, token_space, network, context, path, grid_from)
 
 

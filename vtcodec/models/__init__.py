@@ -79,14 +79,17 @@ def declared_network(config: ModelConfig) -> nn.Module:
     return network
 
 
-def assign_weights(network: nn.Module, state: dict[str, torch.Tensor], absent_ok: tuple[str, ...] = ()) -> nn.Module:
-    """``network``, declared on the meta device (:func:`declared_network`), holding ``state``'s tensors as they are.
+def inference_network(network: nn.Module, state: dict[str, torch.Tensor], absent_ok: tuple[str, ...] = ()) -> nn.Module:
+    """``network``, declared on the meta device (:func:`declared_network`), holding ``state``'s tensors as
+    they are, in eval mode and without gradients: how every loaded network is made.
 
     No random initialisation and no second copy of the weights; the network's constant buffers are
-    already CPU tensors. Parameters whose names start with ``absent_ok`` may be missing from
-    ``state`` (a token-space file has no decoder): they become zeros that take no memory (one zero
-    broadcast to the shape), placeholders to be replaced, not trained. ``ValueError`` if any other
-    tensor is missing or left over.
+    already CPU tensors. No gradients, because under bfloat16 autocast a weight that requires them is
+    cast once and cached for the whole region, a second copy of a decoder (75 MB more peak on a 768x512
+    decode); training builds its own copy. Parameters whose names start with ``absent_ok`` may be
+    missing from ``state`` (a token-space file has no decoder): they become zeros that take no memory
+    (one zero broadcast to the shape), placeholders to be replaced, not trained. ``ValueError`` if any
+    other tensor is missing or left over.
     """
     missing, unexpected = network.load_state_dict(state, strict=False, assign=True)
     refused = [k for k in missing if not k.startswith(absent_ok)] + list(unexpected)
@@ -99,7 +102,7 @@ def assign_weights(network: nn.Module, state: dict[str, torch.Tensor], absent_ok
                 setattr(module, name, nn.Parameter(placeholder, requires_grad=False))
         if any(buffer.is_meta for buffer in module.buffers(recurse=False)):
             raise ValueError(f"{type(module).__name__} has a buffer that is not a CPU constant")
-    return network
+    return network.eval().requires_grad_(False)
 
 
 def declared_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -116,9 +119,9 @@ __all__ = [
     "TiTokTokenizer",
     "TokenSpace",
     "TokenizerConfig",
-    "assign_weights",
     "build_model",
     "config_from_dict",
     "declared_network",
     "declared_shapes",
+    "inference_network",
 ]

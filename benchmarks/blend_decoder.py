@@ -42,9 +42,9 @@ def main() -> None:
     model = vtcodec.load_model(args.model)
     target = vtcodec.load_model(args.onto_model) if args.onto_model else model
     try:
-        fidelity, realism = load_decoder(model, args.fidelity), load_decoder(model, args.realism)
+        fidelity, realism = (load_decoder(model, name, precision="float32") for name in (args.fidelity, args.realism))
         if args.onto:
-            mixed = carry_blend(fidelity, realism, load_decoder(target, args.onto), args.weight)
+            mixed = carry_blend(fidelity, realism, load_decoder(target, args.onto, precision="float32"), args.weight)
             space = f" of {target.model_id.hex()}" if target is not model else ""
             recipe = f"{fidelity.name} + {args.weight:g} x ({args.onto}{space} - {realism.name})"
         else:

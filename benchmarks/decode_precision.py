@@ -13,7 +13,6 @@ the original. bfloat16 is the default (``precision="auto"``) only where the CPU 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -42,8 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = vtcodec.load_model()
-    default = load_decoder(model)
-    decoders = {p: dataclasses.replace(default, precision=p) for p in ("float32", "bfloat16")}
+    decoders = {p: load_decoder(model, precision=p) for p in ("float32", "bfloat16")}
     files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     rows = {n: {"float32": [], "bfloat16": [], "psnr32": [], "psnr16": [], "diff": []} for n in args.tokens}
     for path in files[: args.limit]:

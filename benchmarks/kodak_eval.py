@@ -12,7 +12,6 @@ and encode / decode ms per image. Writes --json if given. Images are scored as
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import time
@@ -46,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = vtcodec.load_model(args.model)
-    decoder = dataclasses.replace(load_decoder(model, args.decoder), precision=args.precision)
+    decoder = load_decoder(model, args.decoder, precision=args.precision)
     files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     files = files[: args.limit] if args.limit else files
     if not files:

@@ -2,11 +2,14 @@
 answer, or against the whole ladder measured with a cheaper (proxy) decoder.
 
 For a budget, the largest uniform token count n that fits needs no network (entropy coding only).
-The RD table is then measured only at lengths around n (multiples of n, plus 0 and
-every token), and the allocation is compared at equal bytes with the one from the whole ladder:
-PSNR-RGB of the files decoded with the default decoder, the number of decodes each needed and the
-seconds they took. ``--proxy DECODER`` adds a third allocation, the whole ladder measured with
-that decoder (a name or a decoder file), the file still decoded with the default.
+The RD table is then measured only at lengths around n (``rate.window_lengths``: multiples of n,
+plus 0 and every token; what ``fit_bytes`` does since 2026-12-05) and the allocation is compared at
+equal bytes with the one from the whole ladder (``rate.LADDER``, what it did before): PSNR-RGB of the
+files decoded with the default decoder, the number of decodes each needed and the seconds they took.
+``--proxy DECODER`` adds a third allocation, the whole ladder measured with that decoder (a name or a
+decoder file), the file still decoded with the default, and a fourth, ``corrected``: the proxy's
+table with each tile's SSE rescaled to the default decoder's at a few lengths around n
+(``corrected``; the ratio interpolated in log space between them).
 
     python benchmarks/ladder_window.py --images ../shared/data/train/bsds500/val --limit 8 --bpp 0.02 0.04 0.08
     python benchmarks/ladder_window.py ... --proxy runs/fast-a/decoder.safetensors
@@ -27,13 +30,9 @@ from vtcodec import rate
 from vtcodec.codec import fit_bytes, fit_uniform_bytes
 from vtcodec.decoders import load_decoder
 from vtcodec.metrics import psnr_rgb
+from vtcodec.rate import WINDOW, window_lengths
 
-WINDOW = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
-
-
-def window_lengths(n: int, k: int, factors: tuple[float, ...]) -> np.ndarray:
-    """0, every token, and ``factors`` times n (each at least 1), within 0 … k."""
-    return np.array(sorted({0, k, *(min(k, max(1, round(f * n))) for f in factors)}))
+ANCHORS = (0.5, 1.0, 2.0)  # corrected: the default decoder's lengths, in multiples of n
 
 
 def main() -> None:
@@ -59,24 +58,28 @@ def main() -> None:
             budget = int(bpp * pixels.shape[0] * pixels.shape[1] / 8)
             uniform = fit_uniform_bytes(tokens, model, budget)
             n = 0 if uniform is None else int(uniform.counts[0])
-            lengths = window_lengths(n, k, WINDOW)
+            lengths = window_lengths(n, k)
             tables = {"ladder": (full, full_s)}
             tables["window"] = timed(pixels, tokens, model, decoder, lengths)
             if proxied is not None:
                 tables["proxy"] = proxied
+                anchors = np.array(sorted({min(k, max(1, round(f * n))) for f in ANCHORS}))
+                start = time.perf_counter()
+                table = corrected(proxied[0], pixels, tokens, decoder, anchors)
+                tables["corrected"] = (table, proxied[1] + time.perf_counter() - start)
             row = {"image": path.name, "bpp": bpp, "uniform_tokens": n}
             for name, (table, seconds) in tables.items():
                 result = fit_bytes(pixels, tokens, model, budget, table=table, decoder=decoder)
                 row[name] = {
                     "bytes": len(result.data),
                     "psnr": psnr_rgb(pixels, decoder.render(tokens.ids, result.counts, tokens.grid)),
-                    "decodes": len(table.lengths),
+                    "decodes": len(table.lengths) + (len(anchors) if name == "corrected" else 0),
                     "seconds": round(seconds, 3),
                 }
             rows.append(row)
             report = ", ".join(f"{name} {row[name]['psnr']:.3f} dB ({row[name]['bytes']} B)" for name in tables)
             print(f"{path.name} {bpp}: n={n} {report}", flush=True)
-    variants = [name for name in ("window", "proxy") if name in rows[0]]
+    variants = [name for name in ("window", "proxy", "corrected") if name in rows[0]]
     print("\n| bpp | PSNR, whole ladder | " + " | ".join(f"{v}: difference, decodes, time" for v in variants) + " |")
     print("|---|---|" + "---|" * len(variants))
     for bpp in args.bpp:
@@ -94,6 +97,20 @@ def main() -> None:
     if args.json:
         record = {"images": str(args.images), "window": WINDOW, "proxy": args.proxy, "rows": rows}
         args.json.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def corrected(table: rate.RDTable, pixels: np.ndarray, tokens, decoder, anchors: np.ndarray) -> rate.RDTable:
+    """``table`` (measured with a cheaper decoder) with each tile's SSE rescaled to ``decoder``'s.
+
+    ``decoder`` is measured at the ``anchors`` lengths only; each tile's ratio of its SSE to the
+    table's there is interpolated in log space over the table's lengths (held beyond the ends).
+    """
+    anchors = np.asarray(anchors)
+    truth = rate.tile_sse(pixels, tokens, decoder, anchors)
+    cheap = table.sse_interpolated()[:, anchors]
+    log_ratio = np.log((truth + 1.0) / (cheap + 1.0))
+    scale = np.exp(np.stack([np.interp(table.lengths, anchors, row) for row in log_ratio]))
+    return rate.RDTable(table.bits, table.lengths, table.sse * scale, table.pixels)
 
 
 def timed(pixels, tokens, model, decoder, lengths=None) -> tuple[rate.RDTable, float]:

@@ -1,5 +1,6 @@
 """Decoders for a token space: whole-grid and windowed decoding, decoder files, --decoder."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -134,6 +135,25 @@ def test_decoder_file_round_trip(tiny_model, trained_looking, tmp_path):
     tiled = np.asarray(vtcodec.decompress(data, model=tiny_model)).astype(int)
     grid = np.asarray(vtcodec.decompress(data, model=tiny_model, decoder=path)).astype(int)
     assert grid.shape == tiled.shape and np.abs(grid - tiled).max() > 0
+
+
+def test_a_decoder_that_decodes_in_bfloat16_keeps_its_weights_in_bfloat16(tiny_model, trained_looking, tmp_path):
+    path = tmp_path / "grid.decoder.safetensors"
+    save_decoder(trained_looking, "grid", tiny_model.model_id, path)
+    exact = load_decoder(tiny_model, path, precision="float32")
+    low = load_decoder(tiny_model, path, precision="bfloat16")
+    exact_weights, low_weights = exact.network.state_dict(), low.network.state_dict()
+    convolutions = [k for k in low_weights if k.startswith(("decoder.", "fine_in.")) and low_weights[k].dim() > 1]
+    assert convolutions and all(low_weights[k].dtype == torch.bfloat16 for k in convolutions)
+    assert all(exact_weights[k].dtype == torch.float32 for k in exact_weights if exact_weights[k].is_floating_point())
+    assert all(torch.equal(low_weights[k], exact_weights[k].to(low_weights[k].dtype)) for k in low_weights)
+    assert not any(v.dtype == torch.bfloat16 for k, v in low_weights.items() if k.startswith("encoder."))
+    image, counts = _tokens(tiny_model, 100, 70)
+    cast_per_call = dataclasses.replace(exact, precision="bfloat16")  # autocast casts the same weights each call
+    picture = low.render(image.ids, counts, image.grid)
+    assert np.array_equal(picture, cast_per_call.render(image.ids, counts, image.grid))
+    with pytest.raises(ValueError, match="loaded for bfloat16"):
+        dataclasses.replace(low, precision="float32").render(image.ids, counts, image.grid)
 
 
 def test_decoder_for_another_token_space_is_refused(tiny_model, trained_looking, tmp_path):
@@ -373,7 +393,7 @@ def test_train_decoder_grows_and_resumes(cli_run, tiny_model_path, tiny_model, t
         ".qkv." in n or "norm" in n or "mlp" in n or "proj" in n for n in first["fresh_parameters"]
     )
     # warm-started from the decoder file, not from the model file's own decoder
-    start_weights = load_decoder(tiny_model, start).network.state_dict()
+    start_weights = load_decoder(tiny_model, start, precision="float32").network.state_dict()
     assert not torch.equal(
         first["model"]["decoder.1.conv2.weight"], tiny_model.model.state_dict()["decoder.1.conv2.weight"]
     )

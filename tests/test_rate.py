@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageFile
 
 import vtcodec
-from vtcodec import container
-from vtcodec.codec import side_chunks, smallest_file_bytes, tokenize
+from vtcodec import container, rate
+from vtcodec.codec import fit_uniform_bytes, side_chunks, smallest_file_bytes, tokenize
 from vtcodec.errors import FormatError, InputError
 from vtcodec.imageio import prepare
 from vtcodec.pipeline import Layout, read_tokens
@@ -68,6 +68,20 @@ def test_rd_allocation_beats_uniform_at_equal_bytes(tiny_model):
     uniform_psnr = psnr(pixels, vtcodec.decompress(uniform, model=tiny_model))
     rd_psnr = psnr(pixels, vtcodec.decompress(rd.data, model=tiny_model))
     assert rd_psnr >= uniform_psnr - 1e-6
+
+
+def test_a_byte_budget_measures_only_around_the_uniform_count(tiny_model, monkeypatch):
+    image = random_image(96, 64, seed=7)
+    budget = len(vtcodec.compress(image, tokens=3, model=tiny_model))
+    measured, real = [], rate.measure
+    monkeypatch.setattr(rate, "measure", lambda *args: measured.append(args[5]) or real(*args))
+    result = vtcodec.encode(image, max_bytes=budget, model=tiny_model)
+    assert len(result.data) <= budget
+    n = int(fit_uniform_bytes(tokenize(image, tiny_model), tiny_model, budget).counts[0])
+    assert n >= 3 and len(measured) == 1
+    assert measured[0].tolist() == rate.window_lengths(n, tiny_model.config.max_tokens).tolist()
+    assert rate.window_lengths(40, 512).tolist() == [0, 10, 20, 30, 40, 60, 80, 120, 160, 512]
+    assert rate.window_lengths(0, 512).tolist() == [0, 1, 512]
 
 
 def test_psnr_target_met_or_reported(tiny_model):

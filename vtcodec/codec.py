@@ -165,9 +165,17 @@ def fit_bytes(
     progress: bool = False,
     layout: Layout = DEFAULT_LAYOUT,
 ) -> EncodeResult:
-    """RD-allocated file of at most ``budget`` bytes, ``chunks`` included (``table`` may be reused)."""
+    """RD-allocated file of at most ``budget`` bytes, ``chunks`` included (``table`` may be reused).
+
+    Without a ``table``, distortion is measured only at lengths around the uniform count that fits
+    (:func:`rate.window_lengths`): that count needs no decode, only entropy coding.
+    """
     floor = _check_budget(budget, tokens.grid, model, chunks, layout)
-    table = table if table is not None else rate.measure(pixels, tokens, model, _decoder(model, decoder), progress)
+    if table is None:
+        uniform = fit_uniform_bytes(tokens, model, budget, chunks, layout)
+        n = 0 if uniform is None else int(uniform.counts[0])
+        lengths = rate.window_lengths(n, model.config.max_tokens)
+        table = rate.measure(pixels, tokens, model, _decoder(model, decoder), progress, lengths)
     best = EncodeResult(_empty_file(tokens.grid, model, chunks, layout), np.zeros(tokens.grid.count, dtype=np.int64))
 
     def attempt(bits: float) -> int:

@@ -191,12 +191,14 @@ class DigitContextPrior:
             expected = (context_rows(self.levels, self.groups, d), self.levels[d])
             if table.shape != expected:
                 raise ValueError(f"context table {d} has shape {table.shape}, expected {expected}")
-            if table.min() < 1 or np.any(table.sum(axis=1) != CONTEXT_FREQ_TOTAL):
+            if table.min() < 1 or np.any(table.sum(axis=1, dtype=np.int64) != CONTEXT_FREQ_TOTAL):
                 raise ValueError(f"context rows must be positive integers summing to 2**{CONTEXT_FREQ_BITS}")
-        probabilities = tuple(t.astype(np.float64) / CONTEXT_FREQ_TOTAL for t in self.tables)
-        for p in probabilities:
-            p.setflags(write=False)
-        object.__setattr__(self, "_probabilities", probabilities)
+        # int16 holds every entry (below 2**CONTEXT_FREQ_BITS); probabilities are derived per row when asked,
+        # exactly (a power-of-two denominator), so no float64 copy of the tables is kept.
+        tables = tuple(np.asarray(table).astype(np.int16) for table in self.tables)
+        for table in tables:
+            table.setflags(write=False)
+        object.__setattr__(self, "tables", tables)
         strides = []
         for d in range(len(self.levels)):
             side, r = self.levels[d] + 1, (self.levels[d - 1] if d else 1)
@@ -228,7 +230,7 @@ class DigitContextPrior:
 
     def probabilities(self, d: int, keys: np.ndarray) -> np.ndarray:
         """Exact float64 probability rows of digit ``d`` for these table rows."""
-        return self._probabilities[d][keys]
+        return self.tables[d][keys] / CONTEXT_FREQ_TOTAL
 
     def token_bits(self, ids: np.ndarray) -> np.ndarray:
         """Ideal code length in bits of every token of ``ids`` (tiles, n): complete prefixes."""
@@ -236,7 +238,7 @@ class DigitContextPrior:
         bits = np.zeros(ids.shape)
         for d, values in enumerate(_context_values(ids, self.levels, self.group_of, self.neighbours)):
             rows = _key(values, FULL_CONTEXT, _radix(self.levels, self.groups, d))
-            bits -= np.log2(self._probabilities[d][rows, values["x"]])
+            bits -= np.log2(self.tables[d][rows, values["x"]] / CONTEXT_FREQ_TOTAL)
         return bits
 
     @classmethod

@@ -49,11 +49,13 @@ class TokenPrior:
 
     def __post_init__(self) -> None:
         freqs = np.asarray(self.freqs)
-        if freqs.ndim != 2 or freqs.min() < 1 or np.any(freqs.sum(axis=1) != FREQ_TOTAL):
+        if freqs.ndim != 2 or freqs.min() < 1 or np.any(freqs.sum(axis=1, dtype=np.int64) != FREQ_TOTAL):
             raise ValueError(f"prior rows must be positive integers summing to 2**{FREQ_BITS}")
-        probs = freqs.astype(np.float64) / FREQ_TOTAL
-        probs.setflags(write=False)
-        object.__setattr__(self, "_probabilities", probs)
+        # int32 holds every entry (at most 2**FREQ_BITS); probabilities are derived per row when asked,
+        # exactly (a power-of-two denominator), so no float64 copy of the table is kept.
+        freqs = freqs.astype(np.int32)
+        freqs.setflags(write=False)
+        object.__setattr__(self, "freqs", freqs)
 
     @property
     def max_tokens(self) -> int:
@@ -65,11 +67,11 @@ class TokenPrior:
 
     def probabilities(self, positions: np.ndarray) -> np.ndarray:
         """Exact float64 probability rows for the given sequence positions."""
-        return self._probabilities[positions]
+        return self.freqs[positions] / FREQ_TOTAL
 
     @cached_property
     def _models(self) -> list:
-        return [constriction.stream.model.Categorical(row, perfect=False) for row in self._probabilities]
+        return [constriction.stream.model.Categorical(row / FREQ_TOTAL, perfect=False) for row in self.freqs]
 
     def model(self, position: int) -> constriction.stream.model.Categorical:
         """The range coder's model for sequence ``position`` (built once, then shared)."""
@@ -77,7 +79,7 @@ class TokenPrior:
 
     def bits(self, tokens: np.ndarray, positions: np.ndarray) -> float:
         """Ideal code length in bits of ``tokens`` at ``positions`` under this prior."""
-        return float(-np.log2(self._probabilities[positions, tokens]).sum())
+        return float(-np.log2(self.freqs[positions, tokens] / FREQ_TOTAL).sum())
 
     @classmethod
     def fit(cls, tokens: np.ndarray, codebook_size: int, backoff: float = 64.0) -> TokenPrior:

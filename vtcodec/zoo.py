@@ -164,10 +164,10 @@ def parse_model(data: bytes, path: Path | None = None) -> LoadedModel:
         header_len = int.from_bytes(data[:8], "little")
         metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
         config = config_from_dict(json.loads(metadata[CONFIG_KEY]))
-        prior = TokenPrior(tensors.pop(PRIOR_KEY).astype(np.int64))
+        prior = TokenPrior(tensors.pop(PRIOR_KEY))
         tables = []
         while CONTEXT_KEY.format(len(tables)) in tensors:
-            tables.append(tensors.pop(CONTEXT_KEY.format(len(tables))).astype(np.int64))
+            tables.append(tensors.pop(CONTEXT_KEY.format(len(tables))))
         has_decoder = any(k.startswith(DECODER_PREFIXES) for k in tensors)
         model = declared_network(config)  # on the meta device
         declared = {name: tuple(t.shape) for name, t in model.state_dict().items()}

@@ -27,7 +27,7 @@ from vtcodec.decoders.files import (
     architecture,
     parse_decoder,
 )
-from vtcodec.decoders.rendering import Decoder
+from vtcodec.decoders.rendering import Decoder, holds_bf16_weights, store_bf16_weights
 from vtcodec.errors import InputError, UsageError
 from vtcodec.models import ConvTokenizer, declared_network, inference_network
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
@@ -36,7 +36,7 @@ from vtcodec.zoo import LoadedModel
 TILED = registry.TILED
 PERCEPTUAL = "perceptual"  # the decoder that --realism 1 gives; 0 is the token space's default decoder
 
-_cache: dict[tuple[bytes, str, str], Decoder] = {}
+_cache: dict[tuple[bytes, str, str, str], Decoder] = {}
 _blends: dict[tuple[bytes, str, str, float], Decoder] = {}
 _lock = threading.Lock()
 
@@ -78,8 +78,12 @@ def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
             mixed = {k: torch.lerp(a[k].float(), b[k].float(), weight) if a[k].is_floating_point() else a[k] for k in a}
             network = inference_network(declared_network(fidelity.network.config), mixed)
             network = network.to(fidelity.device, memory_format=torch.channels_last)
+            if holds_bf16_weights(fidelity.network):  # decodes in bfloat16, as its ends do
+                store_bf16_weights(network)
             name = f"{fidelity.name}+{realism.name}@{weight:g}"
-            _blends[key] = Decoder(name, fidelity.token_space, network, fidelity.context, None, fidelity.grid_from)
+            _blends[key] = Decoder(
+                name, fidelity.token_space, network, fidelity.context, None, fidelity.grid_from, fidelity.precision
+            )
         return _blends[key]
 
 
@@ -142,8 +146,9 @@ def choose(model: LoadedModel, name: str | Path | None = None, realism: float | 
 
 
 def full_network(model: LoadedModel) -> ConvTokenizer:
-    """The token space's network with a decoder (to train from): the model file's own, else its default decoder's."""
-    return model.model if model.has_decoder else load_decoder(model).network
+    """The token space's network with a decoder (to train from): the model file's own, else its default
+    decoder's, with the file's exact (float32) weights."""
+    return model.model if model.has_decoder else load_decoder(model, precision="float32").network
 
 
 def decoder_names(model: LoadedModel, installed_only: bool = False) -> list[str]:
@@ -159,14 +164,16 @@ def default_decoder_name(model: LoadedModel) -> str:
     return names[0]
 
 
-def load_decoder(model: LoadedModel, name: str | Path | None = None) -> Decoder:
+def load_decoder(model: LoadedModel, name: str | Path | None = None, precision: str = "auto") -> Decoder:
     """The decoder ``name`` (a registered name or the path of a decoder file) for ``model``'s token space.
 
     ``None`` is the token space's default: the best decoder registered for it, else ``tiled``.
+    ``precision`` (``rendering.PRECISIONS``) is the arithmetic it decodes in; ``"float32"`` also
+    keeps the file's exact weights (training starts from them).
     """
     if isinstance(name, Path) or (name is not None and str(name).endswith(".safetensors")):
         path = Path(name).resolve()
-        return _load_file(model, path, registry.entry_for_path(path))
+        return _load_file(model, path, registry.entry_for_path(path), precision)
     name = default_decoder_name(model) if name is None else str(name)
     entries = registry.load_manifest().decoders_of(model.model_id)
     entry = next((e for e in entries if e.name == name), None)
@@ -175,12 +182,12 @@ def load_decoder(model: LoadedModel, name: str | Path | None = None) -> Decoder:
             return tiled(model)
         known = ", ".join(decoder_names(model)) or "none"
         raise InputError(f"no decoder {name!r} for model {model.model_id.hex()} (known: {known})")
-    return _load_file(model, registry.installed(entry).resolve(), entry)
+    return _load_file(model, registry.installed(entry).resolve(), entry, precision)
 
 
-def _load_file(model: LoadedModel, path: Path, entry: registry.Entry | None) -> Decoder:
-    """Parse (once per model, file and device) a decoder file; a registered one must match its SHA-256."""
-    key = (model.model_id, str(path), str(model.device))
+def _load_file(model: LoadedModel, path: Path, entry: registry.Entry | None, precision: str) -> Decoder:
+    """Parse (once per model, file, device and precision) a decoder file; a registered one must match its SHA-256."""
+    key = (model.model_id, str(path), str(model.device), precision)
     with _lock:
         if key not in _cache:
             try:
@@ -189,5 +196,5 @@ def _load_file(model: LoadedModel, path: Path, entry: registry.Entry | None) -> 
                 raise InputError(f"{path}: cannot read decoder file ({exc.strerror})") from None
             if entry is not None:
                 registry.verify(path, data, entry)
-            _cache[key] = parse_decoder(data, model, path)
+            _cache[key] = parse_decoder(data, model, path, precision)
         return _cache[key]

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_numpy
 from safetensors.torch import save as save_torch
 
-from vtcodec.decoders.rendering import CONTEXTS, Decoder, receptive_radius
+from vtcodec.decoders.rendering import CONTEXTS, Decoder, decodes_in_bf16, receptive_radius, store_bf16_weights
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.fileio import write_atomic
 from vtcodec.models import ConvTokenizer, TokenizerConfig, declared_network, declared_shapes, inference_network
@@ -126,8 +126,9 @@ def _decoder_config(model: LoadedModel, arch: object) -> TokenizerConfig:
     return config
 
 
-def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> Decoder:
-    """A decoder from the bytes of a decoder file, for ``model``'s token space."""
+def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None, precision: str = "auto") -> Decoder:
+    """A decoder from the bytes of a decoder file, for ``model``'s token space, to decode at ``precision``
+    (``rendering.PRECISIONS``); one that decodes in bfloat16 keeps its weights in bfloat16."""
     where = str(path) if path else "decoder"
     try:
         header_len = int.from_bytes(data[:8], "little")
@@ -168,7 +169,9 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None) -> 
     except ValueError as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
     network = network.to(model.device, memory_format=torch.channels_last)
-    return Decoder(name, token_space, network, context, path, grid_from)
+    if decodes_in_bf16(network, model.device, precision):
+        store_bf16_weights(network)
+    return Decoder(name, token_space, network, context, path, grid_from, precision)
 
 
 def save_decoder(

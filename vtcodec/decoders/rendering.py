@@ -31,6 +31,7 @@ from vtcodec.tiling import TILE_BATCH, place_tiles
 CONTEXTS = ("tile", "grid")
 WINDOW_TILES = 12  # grid decoders: images of more tiles than this along a side are decoded in windows
 PRECISIONS = ("auto", "float32", "bfloat16")
+LOW_PRECISION_LAYERS = (nn.Conv2d, nn.Linear)  # the layers that bfloat16 autocast runs in bfloat16
 
 
 @functools.cache
@@ -41,6 +42,32 @@ def native_bf16(device_type: str) -> bool:
         return True
     probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return any(probe() for probe in probes if probe is not None)
+
+
+def decodes_in_bf16(network: TokenSpace, device: torch.device, precision: str = "auto") -> bool:
+    """Whether ``network`` decodes under bfloat16 autocast at ``precision`` on ``device``:
+    ``"bfloat16"``, or ``"auto"`` for the grid family where bfloat16 runs natively."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")
+    measured = isinstance(network, ConvTokenizer)  # the grid family's bfloat16 pixels were measured
+    return precision == "bfloat16" or (precision == "auto" and measured and native_bf16(device.type))
+
+
+def store_bf16_weights(network: TokenSpace) -> None:
+    """Keep the decoder's convolution and linear layers' weights in bfloat16, for a network that only
+    decodes under bfloat16 autocast: autocast casts them to just these values at every call, so the
+    pixels are the same, with half the memory and no cast per decode (norms stay float32, as
+    autocast runs them). The token space's own layers (the encoder) are untouched."""
+    for part in (network.decoder, getattr(network, "fine_in", None)):
+        for layer in part.modules() if part is not None else ():
+            if isinstance(layer, LOW_PRECISION_LAYERS):
+                for param in layer.parameters(recurse=False):
+                    param.data = param.data.to(torch.bfloat16)
+
+
+def holds_bf16_weights(network: TokenSpace) -> bool:
+    """Whether :func:`store_bf16_weights` was applied to ``network``."""
+    return any(p.dtype == torch.bfloat16 for p in network.parameters())
 
 
 @dataclass(frozen=True)
@@ -65,10 +92,9 @@ class Decoder:
         2/255 and the same PSNR to 0.01 dB: ``benchmarks/decode_precision.py``), else float32; other
         token spaces decode in float32 unless asked. Only pixels depend on it; tokens never do (the
         encoder and the entropy coder do not use it)."""
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        measured = isinstance(self.network, ConvTokenizer)  # the grid family's bfloat16 pixels were measured
-        bf16 = self.precision == "bfloat16" or (self.precision == "auto" and measured and native_bf16(self.device.type))
+        bf16 = decodes_in_bf16(self.network, self.device, self.precision)
+        if not bf16 and holds_bf16_weights(self.network):
+            raise ValueError(f"decoder {self.name!r} was loaded for bfloat16; load it with precision='float32'")
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     @property

@@ -106,7 +106,7 @@ def starting_network(
     source = load_model(init_weights)
     configured = cfg  # a new decoder (other widths) keeps the config's own split
     if init_decoder or not source.has_decoder:
-        decoder = load_decoder(source, init_decoder)
+        decoder = load_decoder(source, init_decoder, precision="float32")  # the file's exact weights
         start = decoder.network
         if decoder.context == "grid":  # a whole-grid decoder carries its own split
             cfg = replace(cfg, grid_from=decoder.grid_from)

@@ -4,10 +4,11 @@ Rates are exact ideal code lengths under the model's prior: the digit-context
 prior when it has one, else the per-position prior. Tiles are coded independently
 of each other and a token's context reads only earlier tokens of its own tile, so
 a tile's rate at prefix n is the sum of its first n tokens' costs. Distortions
-are measured: the image is decoded at a ladder of prefix lengths, with the
-decoder that the file will be decoded with, and each tile is compared with the
-source pixels (uint8, valid pixels only). Allocation is Lagrangian: each tile takes the n minimizing
-``D + lambda * R``; lambda is bisected to meet the target.
+are measured: the image is decoded at a ladder of prefix lengths (for a byte budget, a
+window around the uniform count that fits), with the decoder that the file will be decoded
+with, and each tile is compared with the source pixels (uint8, valid pixels only).
+Allocation is Lagrangian: each tile takes the n minimizing ``D + lambda * R``; lambda is
+bisected to meet the target.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448)
 # A byte budget measures only around the uniform count n that fits it: these multiples of n, 0 and every
-# token (``benchmarks/ladder_window.py``: 10 decodes instead of 28, PSNR within 0.05 dB of the whole ladder).
+# token (``benchmarks/ladder_window.py``: 10 decodes instead of 28; at equal bytes 0.02-0.05 dB below the
+# whole ladder on average on Kodak and held-out photos, 0.11 dB on the worst image).
 WINDOW = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -50,8 +51,9 @@ def test_the_package_holds_exactly_the_shipped_entries_and_they_load():
 
 
 def test_shipped_weights_stay_within_the_wheel_budget():
-    shipped = sum(p.stat().st_size for p in registry.WEIGHTS_DIR.glob("*.safetensors"))
-    assert shipped <= 30 * 1024 * 1024  # the wheel (benchmarks/wheel_size.py) adds only code and docs
+    # As the wheel stores them (deflate); the wheel (benchmarks/wheel_size.py) adds only code and docs.
+    shipped = sum(len(zlib.compress(p.read_bytes())) for p in registry.WEIGHTS_DIR.glob("*.safetensors"))
+    assert shipped <= 29 * 1024 * 1024  # 1 MiB left for the code
 
 
 def test_the_shipped_perceptual_decoder_reads_the_default_models_files(no_model_dirs, cli_run, tmp_path):

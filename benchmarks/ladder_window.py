@@ -9,7 +9,7 @@ files decoded with the default decoder, the number of decodes each needed and th
 ``--proxy DECODER`` adds a third allocation, the whole ladder measured with that decoder (a name or a
 decoder file), the file still decoded with the default, and a fourth, ``corrected``: the proxy's
 table with each tile's SSE rescaled to the default decoder's at a few lengths around n
-(``corrected``; the ratio interpolated in log space between them).
+(the ratio interpolated in log space between them).
 
     python benchmarks/ladder_window.py --images ../shared/data/train/bsds500/val --limit 8 --bpp 0.02 0.04 0.08
     python benchmarks/ladder_window.py ... --proxy runs/fast-a/decoder.safetensors

@@ -27,7 +27,7 @@ from vtcodec.decoders.files import (
     architecture,
     parse_decoder,
 )
-from vtcodec.decoders.rendering import Decoder, holds_bf16_weights, store_bf16_weights
+from vtcodec.decoders.rendering import Decoder, store_weights_for
 from vtcodec.errors import InputError, UsageError
 from vtcodec.models import ConvTokenizer, declared_network, inference_network
 from vtcodec.models.growth import grow_decoder, layer_keys, map_index
@@ -78,8 +78,7 @@ def blend(fidelity: Decoder, realism: Decoder, weight: float) -> Decoder:
             mixed = {k: torch.lerp(a[k].float(), b[k].float(), weight) if a[k].is_floating_point() else a[k] for k in a}
             network = inference_network(declared_network(fidelity.network.config), mixed)
             network = network.to(fidelity.device, memory_format=torch.channels_last)
-            if holds_bf16_weights(fidelity.network):  # decodes in bfloat16, as its ends do
-                store_bf16_weights(network)
+            store_weights_for(network, fidelity.device, fidelity.precision)  # as its ends were loaded
             name = f"{fidelity.name}+{realism.name}@{weight:g}"
             _blends[key] = Decoder(
                 name, fidelity.token_space, network, fidelity.context, None, fidelity.grid_from, fidelity.precision

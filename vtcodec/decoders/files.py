@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_numpy
 from safetensors.torch import save as save_torch
 
-from vtcodec.decoders.rendering import CONTEXTS, Decoder, decodes_in_bf16, receptive_radius, store_bf16_weights
+from vtcodec.decoders.rendering import CONTEXTS, Decoder, receptive_radius, store_weights_for
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.fileio import write_atomic
 from vtcodec.models import ConvTokenizer, TokenizerConfig, declared_network, declared_shapes, inference_network
@@ -169,8 +169,7 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None, pre
     except ValueError as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
     network = network.to(model.device, memory_format=torch.channels_last)
-    if decodes_in_bf16(network, model.device, precision):
-        store_bf16_weights(network)
+    store_weights_for(network, model.device, precision)
     return Decoder(name, token_space, network, context, path, grid_from, precision)
 
 

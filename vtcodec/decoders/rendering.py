@@ -53,11 +53,13 @@ def decodes_in_bf16(network: TokenSpace, device: torch.device, precision: str = 
     return precision == "bfloat16" or (precision == "auto" and measured and native_bf16(device.type))
 
 
-def store_bf16_weights(network: TokenSpace) -> None:
-    """Keep the decoder's convolution and linear layers' weights in bfloat16, for a network that only
-    decodes under bfloat16 autocast: autocast casts them to just these values at every call, so the
-    pixels are the same, with half the memory and no cast per decode (norms stay float32, as
-    autocast runs them). The token space's own layers (the encoder) are untouched."""
+def store_weights_for(network: TokenSpace, device: torch.device, precision: str) -> None:
+    """If ``network`` decodes in bfloat16 (:func:`decodes_in_bf16`), keep its decoder's convolution and
+    linear weights in bfloat16: autocast casts them to just these values at every call, so the pixels
+    are the same, with half the memory and no cast per decode (norms stay float32, as autocast runs
+    them). The token space's own layers (the encoder) are untouched."""
+    if not decodes_in_bf16(network, device, precision):
+        return
     for part in (network.decoder, getattr(network, "fine_in", None)):
         for layer in part.modules() if part is not None else ():
             if isinstance(layer, LOW_PRECISION_LAYERS):
@@ -66,7 +68,7 @@ def store_bf16_weights(network: TokenSpace) -> None:
 
 
 def holds_bf16_weights(network: TokenSpace) -> bool:
-    """Whether :func:`store_bf16_weights` was applied to ``network``."""
+    """Whether :func:`store_weights_for` stored ``network``'s weights in bfloat16."""
     return any(p.dtype == torch.bfloat16 for p in network.parameters())
 
 

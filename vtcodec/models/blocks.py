@@ -21,7 +21,7 @@ class ResBlock(nn.Module):
             return x + self.conv2(F.silu(self.conv1(F.silu(x))))
         # Inference: the temporaries are overwritten in place (less memory traffic, the same numbers).
         h = self.conv2(F.silu(self.conv1(F.silu(x)), inplace=True))
-        return h.add_(x) if h.dtype == x.dtype and h.shape == x.shape else x + h
+        return h.add_(x) if h.dtype == x.dtype else x + h  # autocast: h may be bfloat16 where x is not
 
 
 class AttentionBlock(nn.Module):

@@ -84,6 +84,44 @@ def test_a_byte_budget_measures_only_around_the_uniform_count(tiny_model, monkey
     assert rate.window_lengths(0, 512).tolist() == [0, 1, 512]
 
 
+def test_psnr_and_quality_targets_measure_a_coarse_ladder_then_each_tile_around_its_count(tiny_model, monkeypatch):
+    image = random_image(96, 64, seed=8)
+    k = tiny_model.config.max_tokens
+    best = psnr(image, vtcodec.decompress(vtcodec.compress(image, tokens=k, model=tiny_model), model=tiny_model))
+    seen, real = [], rate.tile_sse
+    monkeypatch.setattr(rate, "tile_sse", lambda *args: seen.append(np.asarray(args[3])) or real(*args))
+    for target in ({"psnr": best - 0.5}, {"quality": 50.0}):
+        seen.clear()
+        vtcodec.encode(image, model=tiny_model, **target)
+        assert seen[0].tolist() == rate.coarse_lengths(k).tolist()
+        rounds = seen[1 : 1 + len(rate.AROUND)]
+        assert [r.shape for r in rounds] == [(6, len(f)) for f in rate.AROUND]
+        assert all(r.min() >= 1 and r.max() <= k for r in rounds)
+    assert rate.coarse_lengths(512).tolist() == [0, 4, 16, 64, 128, 256, 512]
+    assert rate.coarse_lengths(8).tolist() == [0, 4, 8]
+
+
+def test_tile_sse_gives_each_tile_its_own_length(tiny_model):
+    from vtcodec.decoders import load_decoder
+
+    image = np.asarray(random_image(96, 64, seed=9))
+    tokens = tokenize(image, tiny_model)
+    decoder = load_decoder(tiny_model)
+    k = tiny_model.config.max_tokens
+    lengths = np.random.default_rng(0).integers(0, k + 1, (tokens.grid.count, 3))
+    sse = rate.tile_sse(image, tokens, decoder, lengths)
+    for col in range(3):
+        decoded = decoder.render(tokens.ids, lengths[:, col], tokens.grid).astype(np.int64)
+        assert sse[:, col].sum() == ((decoded - image) ** 2).sum()
+    table = rate.measure(image, tokens, tiny_model, decoder, lengths=np.array([0, k]))
+    counts = np.arange(tokens.grid.count) % (k + 1)
+    refined = rate.refine(table, image, tokens, decoder, counts, factors=(0.5, 1.0))
+    for tile, (xs, ys) in enumerate(zip(refined.tile_lengths(), refined.sse, strict=True)):
+        wanted = {0, k} | {int(np.clip(round(f * counts[tile]), 1, k)) for f in (0.5, 1.0)}
+        assert set(xs.tolist()) == wanted and np.all(np.diff(xs) >= 0)
+        assert refined.sse_interpolated()[tile, xs] == pytest.approx(ys, rel=1e-9, abs=1e-2)
+
+
 def test_psnr_target_met_or_reported(tiny_model):
     image = random_image(64, 64, seed=4)
     best = psnr(image, vtcodec.decompress(vtcodec.compress(image, tokens=8, model=tiny_model), model=tiny_model))

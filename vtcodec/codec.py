@@ -6,6 +6,7 @@ container) are ``vtcodec.pipeline``; this module chooses what they do.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Iterator
@@ -228,36 +229,55 @@ def slope_for_quality(quality: float) -> float:
     return float(np.exp(np.interp(quality, qualities, np.log(slopes))))
 
 
-def _fit_quality(
+def fit_quality(
     pixels: np.ndarray,
     tokens: TokenImage,
     model: LoadedModel,
     quality: float,
-    decoder: Decoder,
-    chunks: Chunks,
+    table: rate.RDTable | None = None,
+    decoder: DecoderSpec = None,
+    chunks: Chunks = (),
     progress: bool = False,
     layout: Layout = DEFAULT_LAYOUT,
 ) -> EncodeResult:
-    table = rate.measure(pixels, tokens, model, decoder, progress)
-    counts = rate.allocate_for_slope(table, slope_for_quality(quality))
+    """Every tile stops at the RD slope of ``quality`` (:func:`slope_for_quality`; ``table`` may be reused).
+
+    Without a ``table``, distortion is measured by :func:`rate.coarse_to_fine` around that slope's counts.
+    """
+    slope = slope_for_quality(quality)
+    if table is None:
+        chosen = _decoder(model, decoder)
+        first = functools.partial(rate.allocate_for_slope, slope=slope)
+        table = rate.coarse_to_fine(pixels, tokens, model, chosen, first, progress)
+    counts = rate.allocate_for_slope(table, slope)
     return EncodeResult(pack_tokens(tokens, counts, model, chunks, layout), counts)
 
 
-def _fit_psnr(
+def fit_psnr(
     pixels: np.ndarray,
     tokens: TokenImage,
     model: LoadedModel,
     target_db: float,
-    decoder: Decoder,
-    chunks: Chunks,
+    table: rate.RDTable | None = None,
+    decoder: DecoderSpec = None,
+    chunks: Chunks = (),
     progress: bool = False,
     layout: Layout = DEFAULT_LAYOUT,
 ) -> EncodeResult:
-    table = rate.measure(pixels, tokens, model, decoder, progress)
-    max_sse = 3 * table.pixels * 255.0**2 / 10 ** (target_db / 10)
+    """The smallest allocation found whose decode reaches ``target_db`` PSNR-RGB (``table`` may be reused).
+
+    Without a ``table``, distortion is measured by :func:`rate.coarse_to_fine` around the counts that
+    meet the target. Each candidate is decoded to check it; a miss tightens the target by the miss.
+    If even every token misses, ``target_met`` is False and the file keeps every token.
+    """
+    chosen = _decoder(model, decoder)
+    max_sse = 3 * tokens.grid.width * tokens.grid.height * 255.0**2 / 10 ** (target_db / 10)
+    if table is None:
+        first = functools.partial(rate.allocate_for_sse, max_sse=max_sse)
+        table = rate.coarse_to_fine(pixels, tokens, model, chosen, first, progress)
 
     def achieved(counts: np.ndarray) -> float:  # what a decode of the file gives: the same tokens
-        return psnr_rgb(pixels, decoder.render(tokens.ids, counts, tokens.grid))
+        return psnr_rgb(pixels, chosen.render(tokens.ids, counts, tokens.grid))
 
     for _ in range(8):
         counts = rate.allocate_for_sse(table, max_sse)
@@ -266,7 +286,8 @@ def _fit_psnr(
         quality = achieved(counts)
         if quality >= target_db:
             return EncodeResult(pack_tokens(tokens, counts, model, chunks, layout), counts, True, quality)
-        max_sse *= 0.995  # neighbours at other lengths, float noise between layouts: tighten and retry
+        # neighbours at other lengths, interpolation, float noise between layouts: tighten by the miss
+        max_sse *= min(0.995, 10 ** ((quality - target_db) / 10))
     counts = np.full(tokens.grid.count, model.config.max_tokens)
     return EncodeResult(pack_tokens(tokens, counts, model, chunks, layout), counts, False, achieved(counts))
 
@@ -340,10 +361,9 @@ def encode(
         return EncodeResult(pack_tokens(token_image, counts, loaded, chunks, layout), counts)
     if max_bytes is not None:
         return fit_bytes(pixels, token_image, loaded, int(max_bytes), None, decoder, chunks, progress, layout)
-    chosen_decoder = _decoder(loaded, decoder)
     if quality is not None:
-        return _fit_quality(pixels, token_image, loaded, float(quality), chosen_decoder, chunks, progress, layout)
-    return _fit_psnr(pixels, token_image, loaded, float(psnr), chosen_decoder, chunks, progress, layout)
+        return fit_quality(pixels, token_image, loaded, float(quality), None, decoder, chunks, progress, layout)
+    return fit_psnr(pixels, token_image, loaded, float(psnr), None, decoder, chunks, progress, layout)
 
 
 def side_chunks(prepared: Prepared) -> tuple[Chunks, bool]:

@@ -4,11 +4,13 @@ Rates are exact ideal code lengths under the model's prior: the digit-context
 prior when it has one, else the per-position prior. Tiles are coded independently
 of each other and a token's context reads only earlier tokens of its own tile, so
 a tile's rate at prefix n is the sum of its first n tokens' costs. Distortions
-are measured: the image is decoded at a ladder of prefix lengths (for a byte budget, a
-window around the uniform count that fits), with the decoder that the file will be decoded
-with, and each tile is compared with the source pixels (uint8, valid pixels only).
-Allocation is Lagrangian: each tile takes the n minimizing ``D + lambda * R``; lambda is
-bisected to meet the target.
+are measured: the image is decoded at a few prefix lengths, with the decoder that the file
+will be decoded with, and each tile is compared with the source pixels (uint8, valid pixels
+only). Which lengths: for a byte budget, a window around the uniform count that fits
+(:func:`window_lengths`; that count needs no decode); for a PSNR or a quality target, a coarse
+ladder (:data:`COARSE`), then each tile's own lengths around a first allocation
+(:func:`refine`). Allocation is Lagrangian: each tile takes the n minimizing
+``D + lambda * R``; lambda is bisected to meet the target.
 """
 
 from __future__ import annotations
@@ -30,11 +32,22 @@ LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 
 # token (``benchmarks/ladder_window.py``: 10 decodes instead of 28; at equal bytes 0.02-0.05 dB below the
 # whole ladder on average on Kodak and held-out photos, 0.11 dB on the worst image).
 WINDOW = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+# A PSNR or a quality target has no such anchor: it measures a coarse ladder (0, every token and
+# these), allocates, then, per round, measures each tile at these multiples of its own count and
+# allocates again: 13 decodes (``benchmarks/probes/refine_schemes.py`` chose them offline,
+# ``benchmarks/target_refine.py`` measures them against the whole ladder).
+COARSE = (4, 16, 64, 128, 256)
+AROUND = ((0.6, 0.8, 1.25, 1.6), (0.9, 1.1))
 
 
 def window_lengths(n: int, k: int, factors: tuple[float, ...] = WINDOW) -> np.ndarray:
     """0, every token (``k``), and ``factors`` times ``n`` (each at least 1), within 0 … k, sorted."""
     return np.array(sorted({0, k, *(min(k, max(1, round(f * n))) for f in factors)}))
+
+
+def coarse_lengths(k: int, coarse: tuple[int, ...] = COARSE) -> np.ndarray:
+    """0, every token (``k``) and the ``coarse`` lengths below ``k``, sorted."""
+    return np.array(sorted({0, k, *(n for n in coarse if n < k)}))
 
 
 def largest_passing(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
@@ -55,18 +68,27 @@ def largest_passing(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
 
 @dataclass(frozen=True)
 class RDTable:
-    """Per-tile rate (bits) for every prefix 0..K, and measured SSE at the ``lengths`` ladder."""
+    """Per-tile rate (bits) for every prefix 0..K, and SSE measured at ``lengths``.
+
+    ``lengths`` is one ladder for all tiles (L,) or each tile's own (tiles, L). Each row rises from 0
+    to K; a row may repeat its last length (with the same SSE) to pad to the others' width.
+    """
 
     bits: np.ndarray  # (tiles, K + 1)
-    lengths: np.ndarray  # (L,)
+    lengths: np.ndarray  # (L,) or (tiles, L)
     sse: np.ndarray  # (tiles, L)
     pixels: int  # valid pixels in the image (width * height)
 
+    def tile_lengths(self) -> np.ndarray:
+        """(tiles, L): the lengths at which each tile was measured."""
+        return np.broadcast_to(self.lengths, self.sse.shape)
+
     def sse_interpolated(self) -> np.ndarray:
-        """SSE for every prefix 0..K, linear between the measured ladder points."""
-        k = self.bits.shape[1] - 1
-        grid = np.arange(k + 1)
-        return np.stack([np.interp(grid, self.lengths, row) for row in self.sse])
+        """SSE for every prefix 0..K, a power law between each tile's measured lengths: linear in
+        log SSE against log(n + 1), which follows a tile's curve closer than a chord does."""
+        grid = np.log1p(np.arange(self.bits.shape[1]))
+        rows = zip(np.log1p(self.tile_lengths()), np.log(np.maximum(self.sse, 1e-3)), strict=True)
+        return np.exp(np.stack([np.interp(grid, xs, ys) for xs, ys in rows]))
 
 
 def prefix_bits(tokens: TokenImage, model: LoadedModel) -> np.ndarray:
@@ -103,18 +125,72 @@ def measure(
     return RDTable(prefix_bits(tokens, model), lengths, sse, tokens.grid.width * tokens.grid.height)
 
 
+def refine(
+    table: RDTable,
+    pixels: np.ndarray,
+    tokens: TokenImage,
+    decoder: Decoder,
+    counts: np.ndarray,
+    progress: bool = False,
+    factors: tuple[float, ...] = AROUND[0],
+) -> RDTable:
+    """``table`` with each tile also measured at ``factors`` times its own count in ``counts`` (at least 1).
+
+    One decode per factor, every tile at its own length: its neighbours sit near their own
+    allocation, as they will in the file. Where a tile was measured twice at a length, the new
+    measurement is kept.
+    """
+    k = table.bits.shape[1] - 1
+    around = np.stack([np.clip(np.round(f * counts), 1, k) for f in factors], axis=1).astype(np.int64)
+    sse = tile_sse(pixels, tokens, decoder, around, progress)
+    rows = []
+    for old_n, old_sse, new_n, new_sse in zip(table.tile_lengths(), table.sse, around, sse, strict=True):
+        points = dict(zip(old_n.tolist(), old_sse.tolist(), strict=True))
+        points.update(zip(new_n.tolist(), new_sse.tolist(), strict=True))
+        rows.append(sorted(points.items()))
+    width = max(len(row) for row in rows)
+    padded = np.array([row + row[-1:] * (width - len(row)) for row in rows])  # (tiles, width, 2)
+    return RDTable(table.bits, padded[:, :, 0].astype(np.int64), padded[:, :, 1], table.pixels)
+
+
+def coarse_to_fine(
+    pixels: np.ndarray,
+    tokens: TokenImage,
+    model: LoadedModel,
+    decoder: Decoder,
+    allocate: Callable[[RDTable], np.ndarray | None],
+    progress: bool = False,
+    coarse: tuple[int, ...] = COARSE,
+    rounds: tuple[tuple[float, ...], ...] = AROUND,
+) -> RDTable:
+    """Measure :func:`coarse_lengths`; then per round, allocate with ``allocate`` (None: every token)
+    and :func:`refine` around it at that round's factors."""
+    k = model.config.max_tokens
+    table = measure(pixels, tokens, model, decoder, progress, coarse_lengths(k, coarse))
+    for factors in rounds:
+        counts = allocate(table)
+        if counts is None:
+            counts = np.full(tokens.grid.count, k)
+        table = refine(table, pixels, tokens, decoder, counts, progress, factors)
+    return table
+
+
 def tile_sse(
     pixels: np.ndarray, tokens: TokenImage, decoder: Decoder, lengths: np.ndarray, progress: bool = False
 ) -> np.ndarray:
-    """(tiles, len(lengths)): each tile's SSE against ``pixels`` when every tile keeps n tokens, per n."""
+    """(tiles, L): each tile's SSE against ``pixels`` at each of ``lengths``.
+
+    ``lengths`` (L,) keeps the same count in every tile per decode; (tiles, L) gives each tile its own.
+    """
     grid = tokens.grid
     t, h, w = grid.tile, grid.height, grid.width
     reference = pixels.astype(np.int32)
-    sse = np.zeros((grid.count, len(lengths)))
+    columns = np.broadcast_to(lengths, (grid.count, np.shape(lengths)[-1])).T  # (L, tiles)
+    sse = np.zeros((grid.count, len(columns)))
     per_pixel = np.zeros((grid.rows * t, grid.cols * t), dtype=np.int64)
-    ladder = tqdm(lengths, desc="measuring", unit="length", disable=None if progress else True, leave=False)
-    for col, n in enumerate(ladder):
-        decoded = decoder.render_padded(tokens.ids, np.full(grid.count, int(n)), grid)
+    ladder = tqdm(columns, desc="measuring", unit="length", disable=None if progress else True, leave=False)
+    for col, counts in enumerate(ladder):
+        decoded = decoder.render_padded(tokens.ids, np.ascontiguousarray(counts, dtype=np.int64), grid)
         per_pixel[:h, :w] = ((decoded[:h, :w].astype(np.int32) - reference) ** 2).sum(axis=2)
         sse[:, col] = per_pixel.reshape(grid.rows, t, grid.cols, t).sum(axis=(1, 3)).reshape(-1)
     return sse
@@ -182,13 +258,15 @@ def allocate_for_slope(table: RDTable, slope: float) -> np.ndarray:
 
 
 def allocate_for_sse(table: RDTable, max_sse: float) -> np.ndarray | None:
-    """Fewest-bits ladder counts whose measured total SSE is <= ``max_sse``; None if unreachable."""
-    sse, lengths = table.sse, table.lengths
-    bits = table.bits[:, lengths]
+    """Fewest-bits counts whose total (interpolated) SSE is <= ``max_sse``; None if unreachable.
+
+    Between measured lengths SSE is an estimate: the caller checks the result by decoding it.
+    """
+    sse, bits = table.sse_interpolated(), table.bits
     rows = np.arange(len(sse))
     if sse.min(axis=1).sum() > max_sse:
         return None
     pick = _lagrangian(sse, bits, lambda c: sse[rows, c].sum() <= max_sse, ok_high=False)
     if sse[rows, pick].sum() > max_sse:  # lambda 0 ties: take the least-SSE choice outright
         pick = np.argmin(sse, axis=1)
-    return lengths[pick]
+    return pick

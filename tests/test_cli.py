@@ -395,3 +395,25 @@ def test_a_long_encode_shows_progress_on_a_terminal_only(cli_run, tiny_model_pat
     quiet = command.replace("b.vtk", "c.vtk") + " -Q"
     done = subprocess.run(["script", "-qec", quiet, "/dev/null"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "measuring" not in done.stdout  # -Q: no bar, even on a terminal
+
+
+def test_a_single_decode_hands_large_blocks_back(cli_run, image_file, tiny_model_path, monkeypatch):
+    import platform
+
+    from vtcodec.cli import coding, common
+
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert common.return_large_blocks()  # mallopt accepted the threshold
+    calls = []
+    monkeypatch.setattr(coding, "return_large_blocks", lambda: calls.append(1) or True)
+    code, _, err = cli_run("encode", image_file, "--tokens", 4, "--model", tiny_model_path)
+    assert code == 0, err
+    code, _, err = cli_run("decode", image_file.with_suffix(".vtk"), "--model", tiny_model_path)
+    assert code == 0, err
+    assert calls == [1]
+    (image_file.parent / "many").mkdir()
+    code, _, err = cli_run(
+        "decode", image_file.with_suffix(".vtk"), "-o", image_file.parent / "many", "--model", tiny_model_path
+    )
+    assert code == 0, err
+    assert calls == [1]  # a batch keeps the default: its heap serves image after image

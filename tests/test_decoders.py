@@ -137,9 +137,14 @@ def test_decoder_file_round_trip(tiny_model, trained_looking, tmp_path):
     assert grid.shape == tiled.shape and np.abs(grid - tiled).max() > 0
 
 
-def test_a_decoder_that_decodes_in_bfloat16_keeps_its_weights_in_bfloat16(tiny_model, trained_looking, tmp_path):
+@pytest.mark.parametrize("weights", ["fp16", "int8"])
+def test_a_decoder_that_decodes_in_bfloat16_keeps_its_weights_in_bfloat16(
+    tiny_model, trained_looking, tmp_path, weights
+):
+    from vtcodec.decoders.rendering import low_precision_names
+
     path = tmp_path / "grid.decoder.safetensors"
-    save_decoder(trained_looking, "grid", tiny_model.model_id, path)
+    save_decoder(trained_looking, "grid", tiny_model.model_id, path, weights=weights)
     exact = load_decoder(tiny_model, path, precision="float32")
     low = load_decoder(tiny_model, path, precision="bfloat16")
     exact_weights, low_weights = exact.network.state_dict(), low.network.state_dict()
@@ -148,6 +153,7 @@ def test_a_decoder_that_decodes_in_bfloat16_keeps_its_weights_in_bfloat16(tiny_m
     assert all(exact_weights[k].dtype == torch.float32 for k in exact_weights if exact_weights[k].is_floating_point())
     assert all(torch.equal(low_weights[k], exact_weights[k].to(low_weights[k].dtype)) for k in low_weights)
     assert not any(v.dtype == torch.bfloat16 for k, v in low_weights.items() if k.startswith("encoder."))
+    assert {k for k, v in low_weights.items() if v.dtype == torch.bfloat16} == low_precision_names(low.network)
     image, counts = _tokens(tiny_model, 100, 70)
     cast_per_call = dataclasses.replace(exact, precision="bfloat16")  # autocast casts the same weights each call
     picture = low.render(image.ids, counts, image.grid)

@@ -33,6 +33,7 @@ from vtcodec.cli.common import (
     is_batch,
     naming,
     report,
+    return_large_blocks,
     set_pixel_limit,
     set_verbose,
 )
@@ -415,6 +416,7 @@ def decode(
     file = Path(STDIN_NAME if files[0] == STDIO else files[0])
     if str(output) != STDIO:
         check_writable(output, force)
+    return_large_blocks()  # one decode: a lower peak for a little time
     with naming(file):
         if progressive_out is not None:
             stem = Path(output.name).stem if files[0] == STDIO and str(output) != STDIO else Path(file.name).stem

@@ -21,10 +21,17 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_numpy
 from safetensors.torch import save as save_torch
 
-from vtcodec.decoders.rendering import CONTEXTS, Decoder, receptive_radius, store_weights_for
+from vtcodec.decoders.rendering import (
+    CONTEXTS,
+    Decoder,
+    decodes_in_bf16,
+    low_precision_names,
+    receptive_radius,
+    store_weights_for,
+)
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.fileio import write_atomic
-from vtcodec.models import ConvTokenizer, TokenizerConfig, declared_network, declared_shapes, inference_network
+from vtcodec.models import ConvTokenizer, TokenizerConfig, declared_network, inference_network
 from vtcodec.models.tokenizer import DECODER_ARCHITECTURE
 from vtcodec.registry import DECODER_PREFIXES
 from vtcodec.zoo import LoadedModel, check_tensors
@@ -82,23 +89,31 @@ def serialize_decoder(
     return save_torch(tensors, metadata={DECODER_KEY: json.dumps(meta, sort_keys=True)})
 
 
-def _dequantize(tensors: dict[str, np.ndarray], weights: str) -> dict[str, torch.Tensor]:
-    """A decoder file's tensors as float32, int8 ones times their per-channel scale."""
+def _dequantize(
+    tensors: dict[str, np.ndarray], weights: str, low_precision: set[str] = frozenset()
+) -> dict[str, torch.Tensor]:
+    """A decoder file's tensors as float32, int8 ones times their per-channel scale; those named in
+    ``low_precision`` then rounded to bfloat16, 4-d ones in channels_last. One tensor at a time, each
+    file array dropped as it is done: the weights never exist twice, nor in float32 all at once."""
     scales = {k[len(SCALE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(SCALE_PREFIX)}
     if weights == "fp16" and scales:
         raise ValueError("scales in an fp16 decoder file")
+    orphans = [key for key in scales if key not in tensors]
+    if orphans:
+        raise ValueError(f"a scale without its tensor: {SCALE_PREFIX}{orphans[0]}")
     out = {}
-    for key, value in tensors.items():
-        if key.startswith(SCALE_PREFIX):
-            if key[len(SCALE_PREFIX) :] not in tensors:
-                raise ValueError(f"a scale without its tensor: {key}")
-            continue
+    for key in [k for k in tensors if not k.startswith(SCALE_PREFIX)]:
+        value = tensors.pop(key)
         if value.dtype == np.int8:
             scale = scales.get(key)
             if scale is None or scale.shape != (len(value),):
                 raise ValueError(f"int8 tensor {key} without a scale per output channel")
             value = value.astype(np.float32) * scale.astype(np.float32).reshape(-1, *([1] * (value.ndim - 1)))
-        out[key] = torch.from_numpy(value.astype(np.float32))
+        tensor = torch.from_numpy(value.astype(np.float32, copy=False))
+        if key in low_precision:
+            tensor = tensor.to(torch.bfloat16)
+        # channels_last: 1.3x faster convolutions on this CPU (benchmarks/decoder_eval.py)
+        out[key] = tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
     return out
 
 
@@ -142,24 +157,23 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None, pre
             raise ValueError(f"unknown weight format {meta['weights']!r}")
         config = _decoder_config(model, meta.get("architecture", {}))
         # Names and shapes against the declared architecture before anything is built or dequantized.
-        declared = {k: v for k, v in declared_shapes(config).items() if k.startswith(DECODER_PREFIXES)}
+        network = declared_network(config)  # on the meta device
+        declared = {k: tuple(v.shape) for k, v in network.state_dict().items() if k.startswith(DECODER_PREFIXES)}
         check_tensors(declared, {k: v for k, v in tensors.items() if not k.startswith(SCALE_PREFIX)})
-        tensors = _dequantize(tensors, meta.get("weights", "fp16"))
+        # stored as they will decode: bfloat16 where store_weights_for would put them (the same values)
+        low = low_precision_names(network) if decodes_in_bf16(network, model.device, precision) else set()
+        tensors = _dequantize(tensors, meta.get("weights", "fp16"), low)
     except (SafetensorError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
     if token_space != model.model_id:
         raise UnknownModelError(
             f"{where}: decoder {name!r} is for model {token_space.hex()}, not {model.model_id.hex()}"
         )
-    # channels_last: 1.3x faster convolutions on this CPU (benchmarks/decoder_eval.py), the same pixels within
-    # rounding; converted one tensor at a time, so the weights never exist twice.
-    for key, value in tensors.items():
-        tensors[key] = value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
     # The token space's own tensors are shared, not copied (training builds its own network from them).
     state = {k: v for k, v in model.model.state_dict().items() if not k.startswith(DECODER_PREFIXES)}
     state.update(tensors)
     try:
-        network = inference_network(declared_network(config), state)
+        network = inference_network(network, state)
     except (ValueError, RuntimeError) as exc:
         raise InputError(f"{where}: decoder does not fit model {model.model_id.hex()} ({exc})") from None
     if not 0 <= grid_from <= len(network.decoder):

@@ -53,18 +53,29 @@ def decodes_in_bf16(network: TokenSpace, device: torch.device, precision: str = 
     return precision == "bfloat16" or (precision == "auto" and measured and native_bf16(device.type))
 
 
+def low_precision_names(network: TokenSpace) -> set[str]:
+    """The parameters that :func:`store_weights_for` keeps in bfloat16: those of the decoder's
+    convolution and linear layers (the fine tokens' input convolution included), not the encoder's."""
+    names = set()
+    for prefix in ("decoder", "fine_in"):
+        part = getattr(network, prefix, None)
+        for layer_name, layer in part.named_modules() if part is not None else ():
+            if isinstance(layer, LOW_PRECISION_LAYERS):
+                names |= {".".join(filter(None, (prefix, layer_name, p))) for p, _ in layer.named_parameters()}
+    return names
+
+
 def store_weights_for(network: TokenSpace, device: torch.device, precision: str) -> None:
     """If ``network`` decodes in bfloat16 (:func:`decodes_in_bf16`), keep its decoder's convolution and
-    linear weights in bfloat16: autocast casts them to just these values at every call, so the pixels
-    are the same, with half the memory and no cast per decode (norms stay float32, as autocast runs
-    them). The token space's own layers (the encoder) are untouched."""
+    linear weights in bfloat16 (:func:`low_precision_names`): autocast casts them to just these values at
+    every call, so the pixels are the same, with half the memory and no cast per decode (norms stay
+    float32, as autocast runs them). The token space's own layers (the encoder) are untouched."""
     if not decodes_in_bf16(network, device, precision):
         return
-    for part in (network.decoder, getattr(network, "fine_in", None)):
-        for layer in part.modules() if part is not None else ():
-            if isinstance(layer, LOW_PRECISION_LAYERS):
-                for param in layer.parameters(recurse=False):
-                    param.data = param.data.to(torch.bfloat16)
+    low = low_precision_names(network)
+    for name, param in network.named_parameters():
+        if name in low:
+            param.data = param.data.to(torch.bfloat16)
 
 
 def holds_bf16_weights(network: TokenSpace) -> bool:

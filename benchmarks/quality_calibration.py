@@ -30,7 +30,7 @@ from PIL import Image
 
 import vtcodec
 from vtcodec import rate
-from vtcodec.codec import slope_for_quality
+from vtcodec.codec import fit_quality
 from vtcodec.decoders import load_decoder
 from vtcodec.metrics import METRICS
 from vtcodec.pipeline import pack_tokens
@@ -119,10 +119,9 @@ def validate(files: list[Path], qualities: list[float], model, decoder) -> dict:
     for path in files:
         pixels = np.asarray(Image.open(path).convert("RGB"))
         tokens = vtcodec.tokenize(pixels, model)
-        table = rate.measure(pixels, tokens, model, decoder)
         for q in qualities:
-            counts = rate.allocate_for_slope(table, slope_for_quality(q))  # what codec.encode(quality=q) does
-            size = len(pack_tokens(tokens, counts, model))
+            result = fit_quality(pixels, tokens, model, q, decoder=decoder)  # what codec.encode(quality=q) does
+            counts, size = result.counts, len(result.data)
             decoded = decoder.render(tokens.ids, counts, tokens.grid)
             scores = {m: METRICS[m](pixels, decoded) for m in SCORES}
             per_q[q].append(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -66,7 +67,13 @@ def main() -> None:
         help="per round, its factors joined by commas",
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--summarize", action="store_true", help="Only summarize the rows of an earlier --json.")
     args = parser.parse_args()
+    if args.summarize:
+        record = json.loads(args.json.read_text())
+        record["summary"] = summarize(record["rows"], args)
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        return
     coarse = tuple(args.coarse)
     around = tuple(tuple(float(f) for f in r.split(",")) for r in args.around)
     model = vtcodec.load_model()
@@ -152,6 +159,17 @@ def allocator(kind: str, value: float, tokens):
     return lambda table: rate.allocate_for_sse(table, max_sse)
 
 
+def db_at_equal_bytes(row: dict, name: str, rows: list[dict]) -> float:
+    """``name``'s PSNR over ``before``'s at equal bytes: the PSNR difference, less the bytes difference
+    times the slope of ``before``'s PSNR against log2 bytes between this target and the nearest other
+    one of the same image."""
+    own = [r for r in rows if r["image"] == row["image"]]
+    i = own.index(row)
+    a, b = own[max(i - 1, 0)], own[max(i - 1, 0) + 1]
+    slope = (b["before"]["psnr"] - a["before"]["psnr"]) / math.log2(b["before"]["bytes"] / a["before"]["bytes"])
+    return row[name]["psnr"] - row["before"]["psnr"] - slope * math.log2(row[name]["bytes"] / row["before"]["bytes"])
+
+
 def summarize(rows: list[dict], args) -> dict:
     summary = {}
     for kind, values in (("psnr", None), ("quality", args.quality)):
@@ -174,6 +192,11 @@ def summarize(rows: list[dict], args) -> dict:
             for name in [n for n in NAMES if n in group[0]]:
                 entry[f"{name}_decodes"] = round(statistics.mean(r[name]["decodes"] for r in group), 2)
                 entry[f"{name}_seconds"] = round(statistics.mean(r[name]["seconds"] for r in group), 3)
+            if kind == "psnr":
+                for name in [n for n in NAMES if n != ref and n in group[0]]:
+                    gains = [db_at_equal_bytes(r, name, picked) for r in group]
+                    entry[name]["db_at_equal_bytes_mean"] = round(statistics.mean(gains), 4)
+                    entry[name]["db_at_equal_bytes_worst"] = round(min(gains), 4)
             if kind == "quality":
                 objective = [r["refined"]["objective"] / r["ladder"]["objective"] for r in group]
                 entry["objective_ratio_mean"] = round(statistics.mean(objective), 4)

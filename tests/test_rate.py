@@ -101,6 +101,15 @@ def test_psnr_and_quality_targets_measure_a_coarse_ladder_then_each_tile_around_
     assert rate.coarse_lengths(8).tolist() == [0, 4, 8]
 
 
+def test_sse_between_measured_lengths_is_a_chord_or_a_power_law():
+    bits = np.zeros((1, 11))
+    chord = rate.RDTable(bits, np.array([0, 10]), np.array([[100.0, 1.0]]), 1)
+    power = rate.RDTable(bits, np.array([0, 10]), np.array([[100.0, 1.0]]), 1, power_law=True)
+    assert chord.sse_interpolated()[0, 5] == pytest.approx(50.5)
+    assert power.sse_interpolated()[0, 5] == pytest.approx(np.exp(np.log(100) * (1 - np.log(6) / np.log(11))))
+    assert power.sse_interpolated()[0, [0, 10]] == pytest.approx([100.0, 1.0])
+
+
 def test_tile_sse_gives_each_tile_its_own_length(tiny_model):
     from vtcodec.decoders import load_decoder
 

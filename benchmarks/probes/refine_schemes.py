@@ -4,8 +4,8 @@ Each photo's RD table is measured once over the whole ladder (``rate.LADDER``); 
 simulated without decoding: its coarse lengths are read off that table, its first allocation made,
 each tile "measured" at the scheme's factors times its count (read off the whole ladder's
 interpolation, which stands in for a real decode) and allocated again, once per round. Each scheme
-runs with chords between measured lengths (``/linear``, what ``rate`` did before 2026-12-06) and
-with a power law (``/log``, what it does since). Reported: the bytes (ideal
+runs with chords between measured lengths (``/linear``) and with a power law (``/log``, what
+``rate.coarse_to_fine`` uses since 2026-12-06). Reported: the bytes (ideal
 bits) against the whole ladder's allocation at the same PSNR target, and against the same slope's
 objective for quality. The shipped choice is then checked with real decodes by
 ``benchmarks/target_refine.py``.
@@ -41,17 +41,7 @@ SCHEMES = {
 }
 
 
-class LinearTable(rate.RDTable):
-    """SSE on the chord between measured lengths."""
-
-    def sse_interpolated(self) -> np.ndarray:
-        grid = np.arange(self.bits.shape[1])
-        return np.stack([np.interp(grid, xs, ys) for xs, ys in zip(self.tile_lengths(), self.sse, strict=True)])
-
-
-def simulate(
-    truth: np.ndarray, bits: np.ndarray, coarse, factors, allocate, pixels: int, kind: type[rate.RDTable] = rate.RDTable
-):
+def simulate(truth: np.ndarray, bits: np.ndarray, coarse, factors, allocate, pixels: int, kind=rate.RDTable):
     k = bits.shape[1] - 1
     lengths = rate.coarse_lengths(k, coarse)
     table = kind(bits, lengths, truth[:, lengths], pixels)
@@ -72,8 +62,8 @@ def simulate(
 def schemes():
     """Each scheme with linear and with power-law interpolation."""
     for name, (coarse, factors) in SCHEMES.items():
-        yield name + "/linear", (coarse, factors, LinearTable)
-        yield name + "/log", (coarse, factors, rate.RDTable)
+        yield name + "/linear", (coarse, factors, rate.RDTable)
+        yield name + "/log", (coarse, factors, functools.partial(rate.RDTable, power_law=True))
 
 
 def main() -> None:
@@ -96,7 +86,7 @@ def main() -> None:
             pixels = np.asarray(Image.open(path).convert("RGB"))
             table = rate.measure(pixels, vtcodec.tokenize(pixels, model), model, decoder)
             np.savez(cached, bits=table.bits, lengths=table.lengths, sse=table.sse, pixels=table.pixels)
-        truth = LinearTable(table.bits, table.lengths, table.sse, table.pixels).sse_interpolated()
+        truth = table.sse_interpolated()  # chords between the whole ladder's 28 lengths
         bits, rows = table.bits, np.arange(len(table.bits))
         for n in (16, 64, 192):
             max_sse = table.sse[:, list(table.lengths).index(n)].sum()

@@ -33,7 +33,7 @@ from vtcodec import rate
 from vtcodec.codec import fit_quality
 from vtcodec.decoders import load_decoder
 from vtcodec.metrics import METRICS
-from vtcodec.pipeline import pack_tokens
+from vtcodec.pipeline import Layout, pack_tokens
 
 FAMILIES = {
     "tokens": [2, 4, 8, 16, 32, 64, 128, 256],
@@ -122,15 +122,21 @@ def validate(files: list[Path], qualities: list[float], model, decoder) -> dict:
         for q in qualities:
             result = fit_quality(pixels, tokens, model, q, decoder=decoder)  # what codec.encode(quality=q) does
             counts, size = result.counts, len(result.data)
+            size_v1 = len(pack_tokens(tokens, counts, model, layout=Layout(version=1)))  # no layers' framing
             decoded = decoder.render(tokens.ids, counts, tokens.grid)
             scores = {m: METRICS[m](pixels, decoded) for m in SCORES}
             per_q[q].append(
-                {"bpp": 8 * size / (pixels.shape[0] * pixels.shape[1]), "tokens": float(counts.mean()), **scores}
+                {
+                    "bpp": 8 * size / (pixels.shape[0] * pixels.shape[1]),
+                    "bpp-v1": 8 * size_v1 / (pixels.shape[0] * pixels.shape[1]),
+                    "tokens": float(counts.mean()),
+                    **scores,
+                }
             )
         print(f"validated {path.name}", flush=True)
     out = {}
     for q, rows in per_q.items():
-        out[str(q)] = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in ("bpp", "tokens", *SCORES)}
+        out[str(q)] = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in ("bpp", "bpp-v1", "tokens", *SCORES)}
         out[str(q)].update({f"{k}-sd": round(float(np.std([r[k] for r in rows])), 4) for k in ("bpp", *SCORES)})
     return out
 

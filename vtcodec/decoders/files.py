@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Container
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def serialize_decoder(
 
 
 def _dequantize(
-    tensors: dict[str, np.ndarray], weights: str, low_precision: set[str] = frozenset()
+    tensors: dict[str, np.ndarray], weights: str, low_precision: Container[str] = frozenset()
 ) -> dict[str, torch.Tensor]:
     """A decoder file's tensors as float32, int8 ones times their per-channel scale; those named in
     ``low_precision`` then rounded to bfloat16, 4-d ones in channels_last. One tensor at a time, each

@@ -110,8 +110,9 @@ def test_sse_between_measured_lengths_is_a_chord_or_a_power_law():
     assert power.sse_interpolated()[0, [0, 10]] == pytest.approx([100.0, 1.0])
 
 
-def test_tile_sse_gives_each_tile_its_own_length(tiny_model):
+def test_tile_sse_gives_each_tile_its_own_length(tiny_model, monkeypatch):
     from vtcodec.decoders import load_decoder
+    from vtcodec.decoders.rendering import Decoder
 
     image = np.asarray(random_image(96, 64, seed=9))
     tokens = tokenize(image, tiny_model)
@@ -122,6 +123,11 @@ def test_tile_sse_gives_each_tile_its_own_length(tiny_model):
     for col in range(3):
         decoded = decoder.render(tokens.ids, lengths[:, col], tokens.grid).astype(np.int64)
         assert sse[:, col].sum() == ((decoded - image) ** 2).sum()
+    one_tile = np.asarray(random_image(20, 20, seed=10))  # one tile: a column of lengths is contiguous
+    seen, render = [], Decoder.render_padded
+    monkeypatch.setattr(Decoder, "render_padded", lambda self, ids, c, g: seen.append(c) or render(self, ids, c, g))
+    rate.tile_sse(one_tile, tokenize(one_tile, tiny_model), decoder, np.array([[1, 3]]))
+    assert len(seen) == 2 and all(c.flags.writeable for c in seen)  # torch warns on read-only arrays
     table = rate.measure(image, tokens, tiny_model, decoder, lengths=np.array([0, k]))
     counts = np.arange(tokens.grid.count) % (k + 1)
     refined = rate.refine(table, image, tokens, decoder, counts, factors=(0.5, 1.0))

@@ -198,7 +198,7 @@ def tile_sse(
     per_pixel = np.zeros((grid.rows * t, grid.cols * t), dtype=np.int64)
     ladder = tqdm(columns, desc="measuring", unit="length", disable=None if progress else True, leave=False)
     for col, counts in enumerate(ladder):
-        decoded = decoder.render_padded(tokens.ids, np.ascontiguousarray(counts, dtype=np.int64), grid)
+        decoded = decoder.render_padded(tokens.ids, np.array(counts, dtype=np.int64), grid)  # a writable copy
         per_pixel[:h, :w] = ((decoded[:h, :w].astype(np.int32) - reference) ** 2).sum(axis=2)
         sse[:, col] = per_pixel.reshape(grid.rows, t, grid.cols, t).sum(axis=(1, 3)).reshape(-1)
     return sse

@@ -16,36 +16,33 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = """
-import atexit, os, runpy, sys
-if os.environ.get("VTCODEC_PROBE_DEFAULT_MALLOC"):
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import speed  # noqa: E402  (benchmarks/speed.py: one CLI run in a fresh process, its time and peak)
+
+DEFAULT_MALLOC = "VTCODEC_PROBE_DEFAULT_MALLOC"
+speed.RUNNER = (
+    f"""
+import os
+if os.environ.get({DEFAULT_MALLOC!r}):
     import vtcodec.cli.coding as coding
     coding.return_large_blocks = lambda: False
-def peak():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM:'):
-            sys.stderr.write('VMHWM ' + line.split()[1] + '\\n')
-atexit.register(peak)
-sys.argv = ['vtcodec', *sys.argv[1:]]
-runpy.run_module('vtcodec', run_name='__main__')
 """
+    + speed.RUNNER
+)
 
 
 def run(args: list[str], default_malloc: bool) -> tuple[float, float]:
-    env = {"VTCODEC_PROBE_DEFAULT_MALLOC": "1"} if default_malloc else {}
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", RUNNER, *args], env={**os.environ, **env}, capture_output=True, text=True, check=True
-    )
-    seconds = time.perf_counter() - start
-    peak = next(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("VMHWM "))
-    return seconds, peak / 1024
+    """Seconds and peak MB of ``vtcodec ARGS``, with glibc's default threshold or as shipped."""
+    os.environ.pop(DEFAULT_MALLOC, None)
+    if default_malloc:
+        os.environ[DEFAULT_MALLOC] = "1"
+    seconds, peak_kb = speed.run_once(ROOT, args)
+    return seconds, peak_kb / 1024
 
 
 def main() -> None:

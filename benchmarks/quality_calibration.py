@@ -49,7 +49,7 @@ def counts_for(family: str, value: float, table: rate.RDTable, max_tokens: int) 
         return np.full(tiles, min(int(value), max_tokens))
     if family == "slope":
         return rate.allocate_for_slope(table, value)
-    max_sse = 3 * table.pixels * 255.0**2 / 10 ** (value / 10)
+    max_sse = rate.sse_for_psnr(table.pixels, value)
     counts = rate.allocate_for_sse(table, max_sse)
     return np.full(tiles, max_tokens) if counts is None else counts
 

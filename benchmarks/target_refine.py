@@ -155,7 +155,7 @@ def allocator(kind: str, value: float, tokens):
     if kind == "quality":
         slope = slope_for_quality(value)
         return lambda table: rate.allocate_for_slope(table, slope)
-    max_sse = 3 * tokens.grid.width * tokens.grid.height * 255.0**2 / 10 ** (value / 10)
+    max_sse = rate.sse_for_psnr(tokens.grid.width * tokens.grid.height, value)
     return lambda table: rate.allocate_for_sse(table, max_sse)
 
 

@@ -271,7 +271,7 @@ def fit_psnr(
     If even every token misses, ``target_met`` is False and the file keeps every token.
     """
     chosen = _decoder(model, decoder)
-    max_sse = 3 * tokens.grid.width * tokens.grid.height * 255.0**2 / 10 ** (target_db / 10)
+    max_sse = rate.sse_for_psnr(tokens.grid.width * tokens.grid.height, target_db)
     if table is None:
         first = functools.partial(rate.allocate_for_sse, max_sse=max_sse)
         table = rate.coarse_to_fine(pixels, tokens, model, chosen, first, progress)

@@ -50,6 +50,11 @@ def coarse_lengths(k: int, coarse: tuple[int, ...] = COARSE) -> np.ndarray:
     return np.array(sorted({0, k, *(n for n in coarse if n < k)}))
 
 
+def sse_for_psnr(pixels: int, target_db: float) -> float:
+    """The total squared error (RGB, summed over channels) of ``pixels`` pixels at ``target_db`` PSNR."""
+    return 3 * pixels * 255.0**2 / 10 ** (target_db / 10)
+
+
 def largest_passing(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
     """The largest integer ``n`` in ``lo … hi`` with ``ok(n)``, by bisection; None if ``ok(lo)`` fails.
 

@@ -28,7 +28,6 @@ from vtcodec.decoders.rendering import (
     decodes_in_bf16,
     low_precision_names,
     receptive_radius,
-    store_weights_for,
 )
 from vtcodec.errors import InputError, UnknownModelError
 from vtcodec.fileio import write_atomic
@@ -183,8 +182,7 @@ def parse_decoder(data: bytes, model: LoadedModel, path: Path | None = None, pre
         receptive_radius(network, grid_from if context == "grid" else len(network.decoder))
     except ValueError as exc:
         raise InputError(f"{where}: not a valid vtcodec decoder file ({exc})") from None
-    network = network.to(model.device, memory_format=torch.channels_last)
-    store_weights_for(network, model.device, precision)
+    network = network.to(model.device, memory_format=torch.channels_last)  # the weights came as they will decode
     return Decoder(name, token_space, network, context, path, grid_from, precision)
 
 
